@@ -36,8 +36,20 @@ $(VENV_STAMP): pyproject.toml
 	$(PIP) install -q -e '.[dev,deploy]'
 	@touch $@
 
+# Local runtime with embedded defaults: Redis on 127.0.0.1:$(REDIS_PORT) (data in ./data/redis),
+# SQLite in ./data/app.db, the API on :$(PORT), and the collector tailing the API's own log file.
+PORT       ?= 8080
+REDIS_PORT ?= 6379
 run: setup ## run the whole runtime locally with embedded defaults (SQLite + a local Redis)
-	$(PY) -m tests.local_runtime
+	@mkdir -p data/redis data/logs data/collector
+	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || redis-server --port $(REDIS_PORT) --bind 127.0.0.1 \
+	  --dir $(CURDIR)/data/redis --appendonly yes --daemonize yes --pidfile $(CURDIR)/data/redis/redis.pid \
+	  --logfile $(CURDIR)/data/redis/redis.log
+	@echo "API on http://127.0.0.1:$(PORT)  (docs: /docs, metrics: /metrics); collector metrics on :9102; Ctrl-C stops"
+	@trap 'kill 0' INT TERM EXIT; \
+	  LOG_PATHS='data/logs/*.log' STATE_DIR=data/collector NODE_NAME=$$(hostname) \
+	    $(PY) -m agents.collector > data/collector.jsonl & \
+	  REDIS_PORT=$(REDIS_PORT) PORT=$(PORT) $(PY) -m app 2> >(tee -a data/logs/api.log >&2)
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
@@ -52,8 +64,24 @@ test: setup lint ## lint + every test, including both cluster end-to-end runs (w
 bench: setup ## performance figures against same-run baselines (see bench/README.md)
 	$(PY) -m bench.run_all
 
-deploy: setup ## site.yml against the current kube context (see README)
-	$(VENV)/bin/ansible-playbook playbooks/site.yml
+# The main job. With a reachable cluster (current kube context): deploy onto it.
+# Without one: LOCAL_CLUSTER=1 builds and starts the local cluster (control plane + real node)
+# and deploys onto it; otherwise it says so and runs the whole runtime locally (make run).
+KUBE_REACHABLE := $(PY) -c 'import sys; from kubernetes import client, config; \
+  config.load_kube_config(); client.VersionApi().get_code(_request_timeout=5)' >/dev/null 2>&1
+deploy: setup ## deploy the stack: current kube context, else the local cluster (LOCAL_CLUSTER=1), else make run
+	@if $(KUBE_REACHABLE); then \
+	  $(VENV)/bin/ansible-playbook playbooks/site.yml; \
+	elif [ "$(LOCAL_CLUSTER)" = 1 ]; then \
+	  $(MAKE) --no-print-directory local-cluster && \
+	  $(VENV)/bin/ansible-playbook -i inventory/test-node playbooks/site.yml; \
+	else \
+	  echo "No reachable Kubernetes cluster in the current kube context."; \
+	  echo "  - minikube start && make deploy      deploys onto Minikube"; \
+	  echo "  - make deploy LOCAL_CLUSTER=1        builds and starts a local cluster here and deploys onto it"; \
+	  echo "Meanwhile, running the whole runtime locally with embedded defaults (make run):"; \
+	  $(MAKE) --no-print-directory run; \
+	fi
 
 e2e: setup ## site.yml + verify.yml (objects) + idempotence on a KWOK control plane built from source
 	$(PYTEST) -m e2e
