@@ -1,0 +1,3 @@
+module cloudnative-journey/tests/node/pause
+
+go 1.24
