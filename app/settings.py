@@ -119,6 +119,9 @@ class ApiSettings(CommonSettings):
     cache_ttl_seconds: int = Field(3600, ge=1)
     max_value_bytes: int = Field(1024 * 1024, ge=1)
     shutdown_grace_seconds: float = Field(20.0, ge=0, le=600)
+    # After SIGTERM readiness is 503 but requests are still served for this long, so
+    # Kubernetes can take the pod out of its Service endpoints before the socket closes.
+    shutdown_delay_seconds: float = Field(2.0, ge=0, le=600)
     # The cache is trusted only while a short lease in Redis says so; see app/cache.py.
     cache_trust_lease_seconds: float = Field(2.0, gt=0.1, le=60)
     stats_flush_interval_seconds: float = Field(1.0, gt=0, le=60)

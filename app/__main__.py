@@ -1,0 +1,92 @@
+"""``python -m app``: serve the API with Hypercorn (uvloop, one worker) until SIGTERM/SIGINT.
+
+Shutdown order: readiness turns 503 at once, requests are still served for
+``shutdown_delay_seconds`` (Kubernetes removes the pod from its Service meanwhile), then
+Hypercorn stops accepting and drains in-flight requests, then the pools close; exit 0.
+The whole sequence stays within ``shutdown_grace_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from app.factory import create_app
+from app.logs import configure_logging
+from app.settings import ApiSettings, ConfigError, load_settings
+from app.state import STATE_EXTENSION, AppState
+
+log = logging.getLogger("app")
+
+
+def hypercorn_config(settings: ApiSettings) -> Config:
+    config = Config()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    config.bind = [f"{host}:{settings.port}"]
+    config.workers = 1  # one registry per process: scale with replicas, not workers
+    config.worker_class = "uvloop"
+    config.graceful_timeout = max(
+        0.0, settings.shutdown_grace_seconds - settings.shutdown_delay_seconds
+    )
+    config.accesslog = None  # app/requestlog.py writes one line per request
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve_until_signalled(settings: ApiSettings) -> None:
+    app = create_app(settings)
+    state: AppState = app.extensions[STATE_EXTENSION]
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+
+    async def shutdown_trigger() -> None:
+        await stop_requested.wait()
+        state.shutting_down = True  # readiness answers 503 from now on
+        log.info(
+            "shutdown requested: readiness is now 503",
+            extra={"delay_seconds": settings.shutdown_delay_seconds},
+        )
+        delay = min(settings.shutdown_delay_seconds, settings.shutdown_grace_seconds)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        log.info("draining in-flight requests")
+
+    await serve(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
+
+
+def main() -> int:
+    try:
+        settings = load_settings(ApiSettings)
+    except ConfigError as exc:
+        print(f"cloudnative-api: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve_until_signalled(settings))
+    except OSError as exc:  # e.g. the port is taken
+        log.error("cannot serve", extra={"error": f"{type(exc).__name__}: {exc.strerror}"})
+        print(
+            f"cloudnative-api: cannot serve on {settings.host}:{settings.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    log.info("exited cleanly")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Prometheus metrics of one API process (aioprometheus registry, rendered at /metrics).
+
+Request series are labelled by the route *template* so a scan of random URLs cannot
+create new series. Gauges about dependencies and the Redis/cleanup-job figures are read
+at scrape time, so the request path only pays for two in-memory updates.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from aioprometheus import Counter, Gauge, Histogram, Registry
+from aioprometheus.renderer import render
+
+from app import __version__
+from app.redis_client import CLEANUP_STATS_KEY
+
+if TYPE_CHECKING:
+    from app.state import AppState
+
+UNMATCHED_ROUTE = "<unmatched>"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CLEANUP_FIELDS = {
+    # Redis hash field (written by agents/cleanup) -> exported metric
+    "runs": "cleanup_job_runs_total",
+    "records_deleted": "cleanup_records_deleted_total",
+    "keys_deleted": "cleanup_keys_deleted_total",
+    "last_success_timestamp": "cleanup_last_success_timestamp_seconds",
+    "last_duration_seconds": "cleanup_last_duration_seconds",
+}
+REDIS_INFO_FIELDS = {
+    "used_memory": "redis_memory_used_bytes",
+    "connected_clients": "redis_connected_clients",
+    "total_commands_processed": "redis_commands_processed_total",
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = Registry()
+        r = self.registry
+        self.requests = Counter("http_requests_total", "HTTP requests handled.", registry=r)
+        self.request_duration = Histogram(
+            "http_request_duration_seconds",
+            "Time from request start to response, in seconds.",
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.cache_hits = Counter("cache_hits_total", "Cache lookups served by Redis.", registry=r)
+        self.cache_misses = Counter(
+            "cache_misses_total", "Cache lookups that went to the database.", registry=r
+        )
+        self.cache_operation_duration = Histogram(
+            "cache_operation_duration_seconds",
+            "Redis cache operations (get, fill, invalidate), in seconds.",
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.redis_connected = Gauge(
+            "redis_connected", "1 if the last Redis call succeeded.", registry=r
+        )
+        self.database_up = Gauge("database_up", "1 if the database answers.", registry=r)
+        self.app_info = Gauge("app_info", "Build information.", registry=r)
+        self.app_info.set({"version": __version__}, 1)
+        self.redis_gauges = {
+            name: (Counter if name.endswith("_total") else Gauge)(
+                name, f"Redis INFO {field}.", registry=r
+            )
+            for field, name in REDIS_INFO_FIELDS.items()
+        }
+        self.cleanup_gauges = {
+            name: (Counter if name.endswith("_total") else Gauge)(
+                name, f"Cleanup job: {field} (from Redis {CLEANUP_STATS_KEY}).", registry=r
+            )
+            for field, name in CLEANUP_FIELDS.items()
+        }
+        self._redis_info: dict[str, float] = {}
+        self._redis_info_read_at = float("-inf")
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        labels = {"method": method, "route": route, "status": str(status)}
+        self.requests.inc(labels)
+        self.request_duration.observe(labels, seconds)
+
+    def observe_cache_operation(self, operation: str, seconds: float) -> None:
+        self.cache_operation_duration.observe({"operation": operation}, seconds)
+
+    async def render(self, state: AppState, accept: list[str]) -> tuple[bytes, dict[str, str]]:
+        health = state.health
+        self.redis_connected.set({}, 1 if health.redis_connected else 0)
+        self.database_up.set({}, 1 if health.database_up else 0)
+        if state.cache is not None:
+            self.cache_hits.set({}, state.cache.hits)
+            self.cache_misses.set({}, state.cache.misses)
+        await self._refresh_redis_figures(state)
+        return render(self.registry, accept)
+
+    async def _refresh_redis_figures(self, state: AppState) -> None:
+        """INFO and the cleanup hash, cached for redis_info_cache_seconds (scrapes are cheap)."""
+        now = time.monotonic()
+        if state.redis is None or now - self._redis_info_read_at < (
+            state.settings.redis_info_cache_seconds
+        ):
+            return
+        self._redis_info_read_at = now
+        try:
+            pipe = state.redis.pipeline(transaction=False)
+            pipe.info()
+            pipe.hgetall(CLEANUP_STATS_KEY)
+            info, cleanup = await pipe.execute()
+        except Exception:  # Redis down: keep the last figures, redis_connected says why
+            return
+        for field, name in REDIS_INFO_FIELDS.items():
+            if field in info:
+                self.redis_gauges[name].set({}, float(info[field]))
+        for field, name in CLEANUP_FIELDS.items():
+            try:
+                self.cleanup_gauges[name].set({}, float(cleanup[field]))
+            except (KeyError, ValueError):
+                continue

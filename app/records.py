@@ -1,0 +1,157 @@
+"""Durable record store: every change commits together with its cache-outbox row.
+
+The database is the source of truth; the outbox row lets every replica's reconciler
+invalidate the cache even when the writer could not reach Redis (see app/cache.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.db import cache_outbox, records
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached (or did not answer) within the timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    key: str
+    value: str
+    updated_at: float
+    expires_at: float | None
+
+    def is_live(self, now: float) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+    def ttl_seconds(self, now: float) -> int | None:
+        """Remaining lifetime in whole seconds, rounded up (None: never expires)."""
+        if self.expires_at is None:
+            return None
+        return max(0, math.ceil(self.expires_at - now))
+
+
+class RecordRepository:
+    """SQL access for records and the outbox, each call bounded by ``timeout_seconds``."""
+
+    def __init__(self, engine: AsyncEngine, timeout_seconds: float) -> None:
+        self.engine = engine
+        self.timeout_seconds = timeout_seconds
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # Counted so tests and /health/detailed can see how often the DB is really read.
+        self.reads = 0
+
+    async def _run(self, operation: Any, *, write: bool) -> Any:
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                if write:
+                    async with self.engine.begin() as conn:
+                        return await operation(conn)
+                async with self.engine.connect() as conn:
+                    return await operation(conn)
+        except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise DatabaseUnavailable(type(exc).__name__) from exc
+            raise
+
+    async def get(self, key: str) -> Record | None:
+        self.reads += 1
+
+        async def read(conn: AsyncConnection) -> Record | None:
+            row = (
+                await conn.execute(
+                    select(records.c.value, records.c.updated_at, records.c.expires_at).where(
+                        records.c.key == key
+                    )
+                )
+            ).first()
+            return None if row is None else Record(key, row[0], row[1], row[2])
+
+        return await self._run(read, write=False)
+
+    async def upsert(self, key: str, value: str, ttl: int | None) -> tuple[Record, bool]:
+        """Store the record; returns it and whether it was created (False: replaced a live one).
+
+        Replacing an expired record counts as creating it: readers already saw it as missing.
+        """
+
+        async def write(conn: AsyncConnection) -> tuple[Record, bool]:
+            now = time.time()
+            record = Record(key, value, now, now + ttl if ttl else None)
+            values = {
+                "key": key,
+                "value": value,
+                "updated_at": now,
+                "expires_at": record.expires_at,
+            }
+            while True:
+                # The INSERT takes the row (PostgreSQL) or the database write lock (SQLite)
+                # first, so the created-vs-replaced answer cannot race another writer.
+                inserted = await conn.execute(
+                    self._insert(records).values(**values).on_conflict_do_nothing()
+                )
+                if inserted.rowcount == 1:
+                    created = True
+                    break
+                previous = (
+                    await conn.execute(
+                        select(records.c.expires_at).where(records.c.key == key).with_for_update()
+                    )
+                ).first()
+                if previous is None:  # deleted between the two statements: insert again
+                    continue
+                await conn.execute(update(records).where(records.c.key == key).values(**values))
+                created = previous[0] is not None and previous[0] <= now
+                break
+            await conn.execute(cache_outbox.insert().values(key=key, created_at=now))
+            return record, created
+
+        return await self._run(write, write=True)
+
+    async def delete(self, key: str) -> bool:
+        """Delete the record; True when a live record was deleted (an expired one is a 404)."""
+
+        async def write(conn: AsyncConnection) -> bool:
+            now = time.time()
+            row = (
+                await conn.execute(
+                    delete(records).where(records.c.key == key).returning(records.c.expires_at)
+                )
+            ).first()
+            if row is None:
+                return False
+            await conn.execute(cache_outbox.insert().values(key=key, created_at=now))
+            return row[0] is None or row[0] > now
+
+        return await self._run(write, write=True)
+
+    async def pending_invalidations(self, limit: int) -> list[tuple[int, str]]:
+        """Outbox rows (id, key), oldest first."""
+
+        async def read(conn: AsyncConnection) -> list[tuple[int, str]]:
+            result = await conn.execute(
+                select(cache_outbox.c.id, cache_outbox.c.key)
+                .order_by(cache_outbox.c.id)
+                .limit(limit)
+            )
+            return [(row[0], row[1]) for row in result]
+
+        return await self._run(read, write=False)
+
+    async def forget_invalidations(self, ids: list[int]) -> None:
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(delete(cache_outbox).where(cache_outbox.c.id.in_(ids)))
+
+        await self._run(write, write=True)

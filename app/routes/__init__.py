@@ -1,0 +1,1 @@
+"""HTTP blueprints: data (records), health (probes, metrics) and ops (cache test, config)."""
