@@ -48,6 +48,16 @@ def running_pid(name: str) -> int | None:
     return pid
 
 
+def _raise_nofile() -> None:
+    # Containers inherit the runtime's open-file limit (containerd 1.6's CRI sets none);
+    # a login shell's 1024 would cap Redis' maxclients and PostgreSQL's connections.
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    target = 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, target))
+
+
 def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     """Start `argv` in its own session with output appended to its log file."""
     if (pid := running_pid(name)) is not None:
@@ -65,6 +75,7 @@ def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         env={**os.environ, **(env or {})},
         start_new_session=True,
         close_fds=True,
+        preexec_fn=_raise_nofile,
     )
     log.close()
     pid_file(name).write_text(f"{proc.pid}\n{os.path.realpath(argv[0])}\n")
