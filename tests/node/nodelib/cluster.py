@@ -36,22 +36,34 @@ class ClusterInfo:
     def binary(self, name: str) -> Path:
         path = self.bin_dir / name
         if not path.exists():
-            raise procs.NodeError(f"{name} not found in {self.bin_dir}: build the cluster first "
-                                  f"(tests/cluster/kubecluster.py up)")
+            raise procs.NodeError(
+                f"{name} not found in {self.bin_dir}: build the cluster first "
+                f"(tests/cluster/kubecluster.py up)"
+            )
         return path
 
-    def kubectl(self, *args: str, check: bool = True, input_text: str | None = None,
-                timeout: float = 120) -> subprocess.CompletedProcess:
-        return procs.run([str(self.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-                         check=check, input_text=input_text, timeout=timeout)
+    def kubectl(
+        self, *args: str, check: bool = True, input_text: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        return procs.run(
+            [str(self.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+            check=check,
+            input_text=input_text,
+            timeout=timeout,
+        )
 
 
 def _cluster_env() -> dict[str, str]:
     """`export K=V` lines printed by kubecluster.py env (empty when it is not there)."""
     if not KUBECLUSTER.exists():
         return {}
-    res = subprocess.run([sys.executable, str(KUBECLUSTER), "env"], capture_output=True,
-                         text=True, timeout=60, check=False)
+    res = subprocess.run(
+        [sys.executable, str(KUBECLUSTER), "env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if res.returncode != 0:
         return {}
     env = {}
@@ -63,19 +75,29 @@ def _cluster_env() -> dict[str, str]:
 
 
 def _newest_bin_dir() -> Path | None:
-    dirs = sorted((d for d in paths.BIN_CACHE.glob("kubernetes-v*") if d.is_dir()
-                   and not d.name.endswith(".partial") and (d / "kubelet").exists()),
-                  key=lambda d: d.stat().st_mtime, reverse=True)
+    dirs = sorted(
+        (
+            d
+            for d in paths.BIN_CACHE.glob("kubernetes-v*")
+            if d.is_dir() and not d.name.endswith(".partial") and (d / "kubelet").exists()
+        ),
+        key=lambda d: d.stat().st_mtime,
+        reverse=True,
+    )
     return dirs[0] if dirs else None
 
 
 def discover() -> ClusterInfo:
-    env = {**_cluster_env(), **{k: v for k, v in os.environ.items()
-                                if k.startswith("CNJ_") or k == "KUBECONFIG"}}
+    env = {
+        **_cluster_env(),
+        **{k: v for k, v in os.environ.items() if k.startswith("CNJ_") or k == "KUBECONFIG"},
+    }
     kc = env.get("KUBECONFIG", "").split(":")[0]
     if not kc or not Path(kc).exists():
-        raise procs.NodeError("no control plane found: start it with "
-                              "`tests/cluster/kubecluster.py up` (or set KUBECONFIG)")
+        raise procs.NodeError(
+            "no control plane found: start it with "
+            "`tests/cluster/kubecluster.py up` (or set KUBECONFIG)"
+        )
     kubeconfig = Path(kc)
     doc = yaml.safe_load(kubeconfig.read_text())
     cluster = doc["clusters"][0]["cluster"]
@@ -91,12 +113,18 @@ def discover() -> ClusterInfo:
     ca_key = Path(env.get("CNJ_CLUSTER_CA_KEY", ""))
     if not ca_key.is_file():
         candidates = [Path(env[k]) for k in ("CLUSTER_CA_KEY", "CA_KEY") if k in env]
-        candidates += [ca_crt.with_suffix(".key"), ca_crt.parent / "ca.key",
-                       kubeconfig.parent / "pki" / "ca.key", kubeconfig.parent / "ca.key"]
+        candidates += [
+            ca_crt.with_suffix(".key"),
+            ca_crt.parent / "ca.key",
+            kubeconfig.parent / "pki" / "ca.key",
+            kubeconfig.parent / "ca.key",
+        ]
         found = [c for c in candidates if c.is_file()]
         if not found:
-            raise procs.NodeError(f"cluster CA key not found (looked at {[str(c) for c in candidates]});"
-                                  " set CNJ_CLUSTER_CA_KEY")
+            looked = ", ".join(str(c) for c in candidates)
+            raise procs.NodeError(
+                f"cluster CA key not found (looked at {looked}); set CNJ_CLUSTER_CA_KEY"
+            )
         ca_key = found[0]
     bin_dir = Path(env["CNJ_K8S_BIN_DIR"]) if "CNJ_K8S_BIN_DIR" in env else _newest_bin_dir()
     if bin_dir is None:

@@ -82,16 +82,25 @@ def write_config() -> Path:
         cni_bin=paths.CNI_BIN_DIR,
         cni_conf=paths.CNI_CONF_DIR,
     )
-    for d in (paths.CONFIG_DIR, paths.CONTAINERD_ROOT, paths.CONTAINERD_STATE, paths.CNI_CONF_DIR,
-              paths.CNI_DATA_DIR, paths.RUNC_ROOT):
+    for d in (
+        paths.CONFIG_DIR,
+        paths.CONTAINERD_ROOT,
+        paths.CONTAINERD_STATE,
+        paths.CNI_CONF_DIR,
+        paths.CNI_DATA_DIR,
+        paths.RUNC_ROOT,
+    ):
         d.mkdir(parents=True, exist_ok=True)
     config_path().write_text(text)
     return config_path()
 
 
 def ctr(*args: str, check: bool = True, timeout: float = 600, namespace: str = NAMESPACE):
-    return procs.run(["ctr", "--address", str(paths.CONTAINERD_SOCKET), "--namespace", namespace,
-                      *args], check=check, timeout=timeout)
+    return procs.run(
+        ["ctr", "--address", str(paths.CONTAINERD_SOCKET), "--namespace", namespace, *args],
+        check=check,
+        timeout=timeout,
+    )
 
 
 def is_up() -> bool:
@@ -105,8 +114,10 @@ def start() -> None:
         return
     binary = shutil.which("containerd")
     if binary is None:
-        raise procs.NodeError("containerd is not installed: apt-get install containerd runc "
-                              "containernetworking-plugins")
+        raise procs.NodeError(
+            "containerd is not installed: apt-get install containerd runc "
+            "containernetworking-plugins"
+        )
     write_config()
     procs.start("containerd", [binary, "--config", str(config_path())])
     procs.wait_for("containerd to answer on its socket", is_up, timeout=30)
@@ -115,8 +126,10 @@ def start() -> None:
 def cri_version() -> dict:
     """Which CRI API versions this containerd serves (kubelet >= 1.26 needs runtime.v1)."""
     res = ctr("plugins", "ls", check=False)
-    cri_ok = any("io.containerd.grpc.v1" in line and "cri" in line and "ok" in line
-                 for line in res.stdout.splitlines())
+    cri_ok = any(
+        "io.containerd.grpc.v1" in line and "cri" in line and "ok" in line
+        for line in res.stdout.splitlines()
+    )
     return {"cri_plugin_ok": cri_ok}
 
 

@@ -85,9 +85,11 @@ def binary() -> Path:
     partial = out.with_name(out.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
     print(f"[coredns] go install {MODULE}@{VERSION} (cold; several minutes)", flush=True)
-    procs.run(["go", "install", "-trimpath", "-ldflags", "-s -w", f"{MODULE}@{VERSION}"],
-              env={"CGO_ENABLED": "0", "GOBIN": str(partial), "GOWORK": "off",
-                   "GOFLAGS": "-mod=mod"}, timeout=3600)
+    procs.run(
+        ["go", "install", "-trimpath", "-ldflags", "-s -w", f"{MODULE}@{VERSION}"],
+        env={"CGO_ENABLED": "0", "GOBIN": str(partial), "GOWORK": "off", "GOFLAGS": "-mod=mod"},
+        timeout=3600,
+    )
     partial.rename(out) if not out.exists() else None
     return exe
 
@@ -116,8 +118,12 @@ def corefile(node_ip: str, kubeconfig: Path) -> Path:
 
 def start(cluster: ClusterInfo, node_ip: str) -> None:
     cluster.kubectl("apply", "-f", "-", input_text=RBAC)
-    cluster.kubectl("apply", "-f", "-",
-                    input_text=SERVICE.format(dns_ip=cluster.dns_ip, port=PORT, node_ip=node_ip))
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input_text=SERVICE.format(dns_ip=cluster.dns_ip, port=PORT, node_ip=node_ip),
+    )
     if procs.running_pid("coredns") is not None:
         return
     crt, key = pki.client_cert("coredns", "system:coredns", None, cluster.ca_crt, cluster.ca_key)

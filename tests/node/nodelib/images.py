@@ -39,9 +39,18 @@ def buildah(*args: str, timeout: float = 1800, capture: bool = True) -> subproce
     paths.BUILDAH_ROOT.mkdir(parents=True, exist_ok=True)
     paths.BUILDAH_RUNROOT.mkdir(parents=True, exist_ok=True)
     return procs.run(
-        ["buildah", "--root", str(paths.BUILDAH_ROOT), "--runroot", str(paths.BUILDAH_RUNROOT),
-         "--storage-driver", "overlay", *args],
-        timeout=timeout, capture=capture,
+        [
+            "buildah",
+            "--root",
+            str(paths.BUILDAH_ROOT),
+            "--runroot",
+            str(paths.BUILDAH_RUNROOT),
+            "--storage-driver",
+            "overlay",
+            *args,
+        ],
+        timeout=timeout,
+        capture=capture,
         # Builds must never reach for docker.io: every FROM is a local image.
         env={"BUILDAH_ISOLATION": "chroot"},
     )
@@ -65,6 +74,7 @@ def _dir_files(d: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- rootfs
 
+
 def rootfs_tarball() -> Path:
     """Newest cached minbase rootfs younger than ROOTFS_MAX_AGE_DAYS, else a fresh one."""
     paths.ROOTFS_CACHE.mkdir(parents=True, exist_ok=True)
@@ -79,8 +89,10 @@ def rootfs_tarball() -> Path:
     shutil.rmtree(work, ignore_errors=True)
     log(f"debootstrap --variant=minbase {SUITE} (cold; takes a few minutes)")
     try:
-        procs.run(["debootstrap", "--variant=minbase", "--components=main", SUITE, str(work), MIRROR],
-                  timeout=1800)
+        procs.run(
+            ["debootstrap", "--variant=minbase", "--components=main", SUITE, str(work), MIRROR],
+            timeout=1800,
+        )
         # The official images point apt at the same mirror, with updates and security.
         (work / "etc/apt/sources.list").write_text(
             f"deb {MIRROR} {SUITE} main\n"
@@ -92,8 +104,10 @@ def rootfs_tarball() -> Path:
                 if p.is_file():
                     p.unlink()
         tmp = target.with_suffix(".partial")
-        procs.run(["tar", "--numeric-owner", "--xattrs", "-C", str(work), "-cf", str(tmp), "."],
-                  timeout=600)
+        procs.run(
+            ["tar", "--numeric-owner", "--xattrs", "-C", str(work), "-cf", str(tmp), "."],
+            timeout=600,
+        )
         os.replace(tmp, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -101,6 +115,7 @@ def rootfs_tarball() -> Path:
 
 
 # ---------------------------------------------------------------- image specs
+
 
 @dataclass
 class ImageSpec:
@@ -160,10 +175,18 @@ def build_debian() -> Path:
     cid = buildah("from", "--pull=never", "scratch").stdout.strip()
     try:
         buildah("add", cid, str(tar), "/", timeout=600)
-        buildah("config", "--env", "LANG=C.UTF-8",
-                "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "--cmd", "bash", "--label", f"org.opencontainers.image.source=debootstrap:{tar.name}",
-                cid)
+        buildah(
+            "config",
+            "--env",
+            "LANG=C.UTF-8",
+            "--env",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--cmd",
+            "bash",
+            "--label",
+            f"org.opencontainers.image.source=debootstrap:{tar.name}",
+            cid,
+        )
         buildah("commit", "--rm", cid, DEBIAN_REF, timeout=600)
     except procs.NodeError:
         buildah("rm", cid)
@@ -172,21 +195,41 @@ def build_debian() -> Path:
     return archive
 
 
-def build_recipe(ref: str, recipe: Path, key_extra: str, build_args: dict[str, str],
-                 context: Path | None = None, containerfile: Path | None = None,
-                 context_files: list[Path] | None = None) -> Path:
+def build_recipe(
+    ref: str,
+    recipe: Path,
+    key_extra: str,
+    build_args: dict[str, str],
+    context: Path | None = None,
+    containerfile: Path | None = None,
+    context_files: list[Path] | None = None,
+) -> Path:
     context = context or recipe
     containerfile = containerfile or recipe / "Containerfile"
     files = context_files if context_files is not None else _dir_files(context)
     files = sorted(set(files) | {containerfile})
-    key = _hash_files(files, Path(os.path.commonpath([context, containerfile.parent])),
-                      key_extra + repr(sorted(build_args.items())))
+    key = _hash_files(
+        files,
+        Path(os.path.commonpath([context, containerfile.parent])),
+        key_extra + repr(sorted(build_args.items())),
+    )
     archive = archive_path(ref, key)
     if archive.exists():
         return archive
     log(f"building {ref} from {containerfile.relative_to(paths.REPO_ROOT)}")
-    args = ["bud", "--pull=never", "--layers", "--network", "host", "--isolation", "chroot",
-            "-f", str(containerfile), "-t", ref]
+    args = [
+        "bud",
+        "--pull=never",
+        "--layers",
+        "--network",
+        "host",
+        "--isolation",
+        "chroot",
+        "-f",
+        str(containerfile),
+        "-t",
+        ref,
+    ]
     for k, v in build_args.items():
         args += ["--build-arg", f"{k}={v}"]
     started = time.monotonic()
@@ -203,14 +246,24 @@ def build_pause() -> Path:
     binary = out_dir / "pause"
     if not binary.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
-        procs.run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), "."],
-                  env={"CGO_ENABLED": "0", "GOWORK": "off"}, timeout=600, cwd=src)
+        procs.run(
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), "."],
+            env={"CGO_ENABLED": "0", "GOWORK": "off"},
+            timeout=600,
+            cwd=src,
+        )
     ctx = paths.NODE_CACHE / "pause-context"
     ctx.mkdir(parents=True, exist_ok=True)
     shutil.copy2(binary, ctx / "pause")
-    return build_recipe(PAUSE_REF, paths.IMAGE_RECIPES / "pause", key, {}, context=ctx,
-                        containerfile=paths.IMAGE_RECIPES / "pause" / "Containerfile",
-                        context_files=[ctx / "pause"])
+    return build_recipe(
+        PAUSE_REF,
+        paths.IMAGE_RECIPES / "pause",
+        key,
+        {},
+        context=ctx,
+        containerfile=paths.IMAGE_RECIPES / "pause" / "Containerfile",
+        context_files=[ctx / "pause"],
+    )
 
 
 def build_base_images() -> dict[str, Path]:
@@ -227,6 +280,7 @@ def build_base_images() -> dict[str, Path]:
 
 # ---------------------------------------------------------------- containerd import
 
+
 def _marker(ref: str) -> Path:
     return paths.NODE_CACHE / "imported" / (ref.replace("/", "_").replace(":", "_") + ".archive")
 
@@ -236,10 +290,10 @@ def import_into_containerd(ref: str, archive: Path, also_tag: list[str] | None =
     marker = _marker(ref)
     have = containerd.ctr("images", "ls", "-q", check=False, timeout=60).stdout.split()
     wanted = [ref, *(also_tag or [])]
-    if not (marker.exists() and marker.read_text() == archive.name and all(r in have for r in wanted)):
+    fresh = marker.exists() and marker.read_text() == archive.name
+    if not (fresh and all(r in have for r in wanted)):
         log(f"importing {ref} into containerd")
-        containerd.ctr("images", "import", "--all-platforms", str(archive),
-                       timeout=1200)
+        containerd.ctr("images", "import", "--all-platforms", str(archive), timeout=1200)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(archive.name)
         have = containerd.ctr("images", "ls", "-q", check=False, timeout=60).stdout.split()

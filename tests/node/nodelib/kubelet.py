@@ -46,8 +46,12 @@ def config(cluster: ClusterInfo, node_ip: str) -> Path:
         "serverTLSBootstrap": False,
         # A test VM's disk is shared with builds and caches: evict only when truly full,
         # and never garbage-collect the locally built images (they cannot be re-pulled).
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "2%",
-                         "imagefs.available": "2%", "nodefs.inodesFree": "2%"},
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "2%",
+            "imagefs.available": "2%",
+            "nodefs.inodesFree": "2%",
+        },
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "imageMinimumGCAge": "8760h",
@@ -75,8 +79,9 @@ def _pod_resolv_conf() -> Path:
 def start(cluster: ClusterInfo, node_ip: str) -> None:
     if procs.running_pid("kubelet") is not None:
         return
-    crt, key = pki.client_cert("kubelet", f"system:node:{NODE_NAME}", "system:nodes",
-                               cluster.ca_crt, cluster.ca_key)
+    crt, key = pki.client_cert(
+        "kubelet", f"system:node:{NODE_NAME}", "system:nodes", cluster.ca_crt, cluster.ca_key
+    )
     kubeconfig = pki.kubeconfig("kubelet", cluster.server, cluster.ca_crt, crt, key)
     paths.KUBELET_ROOT.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -86,7 +91,7 @@ def start(cluster: ClusterInfo, node_ip: str) -> None:
         f"--root-dir={paths.KUBELET_ROOT}",
         f"--hostname-override={NODE_NAME}",
         f"--node-ip={node_ip}",
-        f"--node-labels=cloudnative-journey.io/real-node=true",
+        "--node-labels=cloudnative-journey.io/real-node=true",
         "--v=1",
     ]
     procs.start("kubelet", argv)
@@ -108,8 +113,12 @@ def stop() -> None:
 
 def unmount_leftovers() -> list[str]:
     """Unmount everything below the kubelet root and containerd's state (deepest first)."""
-    roots = [str(paths.KUBELET_ROOT), str(paths.CONTAINERD_STATE), str(paths.RUN),
-             str(paths.CONTAINERD_ROOT)]
+    roots = [
+        str(paths.KUBELET_ROOT),
+        str(paths.CONTAINERD_STATE),
+        str(paths.RUN),
+        str(paths.CONTAINERD_ROOT),
+    ]
     mounts = []
     with open("/proc/self/mountinfo") as f:
         for line in f:

@@ -23,8 +23,12 @@ def config(cluster: ClusterInfo, kubeconfig: Path) -> Path:
         "healthzBindAddress": f"127.0.0.1:{HEALTHZ_PORT}",
         "metricsBindAddress": f"127.0.0.1:{METRICS_PORT}",
         # Leave the machine's conntrack sysctls alone: defaults are plenty for a test node.
-        "conntrack": {"maxPerCore": 0, "min": 0,
-                      "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+        },
         # NodePorts on 127.0.0.1 too, so a person on this machine can curl them.
         "iptables": {"localhostNodePorts": True, "masqueradeAll": False},
     }
@@ -36,11 +40,14 @@ def config(cluster: ClusterInfo, kubeconfig: Path) -> Path:
 def start(cluster: ClusterInfo) -> None:
     if procs.running_pid("kube-proxy") is not None:
         return
-    crt, key = pki.client_cert("kube-proxy", "system:kube-proxy", None, cluster.ca_crt,
-                               cluster.ca_key)
+    crt, key = pki.client_cert(
+        "kube-proxy", "system:kube-proxy", None, cluster.ca_crt, cluster.ca_key
+    )
     kubeconfig = pki.kubeconfig("kube-proxy", cluster.server, cluster.ca_crt, crt, key)
-    procs.start("kube-proxy", [str(cluster.binary("kube-proxy")),
-                               f"--config={config(cluster, kubeconfig)}", "--v=1"])
+    procs.start(
+        "kube-proxy",
+        [str(cluster.binary("kube-proxy")), f"--config={config(cluster, kubeconfig)}", "--v=1"],
+    )
 
 
 def healthy() -> bool:
@@ -55,7 +62,10 @@ def healthy() -> bool:
 
 def stop(cluster: ClusterInfo | None, bin_dir: Path | None = None) -> None:
     procs.stop("kube-proxy", timeout=15)
-    binary = cluster.binary("kube-proxy") if cluster else (bin_dir / "kube-proxy" if bin_dir else None)
+    if cluster is not None:
+        binary = cluster.binary("kube-proxy")
+    else:
+        binary = bin_dir / "kube-proxy" if bin_dir else None
     if binary and Path(binary).exists():
         # Removes every KUBE-* chain and rule kube-proxy created.
         procs.run([str(binary), "--cleanup", "--v=0"], check=False, timeout=60)

@@ -17,8 +17,9 @@ from . import paths, procs
 PKI_DIR = paths.RUN / "pki"
 
 
-def client_cert(name: str, cn: str, org: str | None, ca_crt: Path, ca_key: Path,
-                days: int = 30) -> tuple[Path, Path]:
+def client_cert(
+    name: str, cn: str, org: str | None, ca_crt: Path, ca_key: Path, days: int = 30
+) -> tuple[Path, Path]:
     """(cert, key) for `cn`/`org`, reissued when the CA changes (a new cluster)."""
     PKI_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     crt, key, csr = PKI_DIR / f"{name}.crt", PKI_DIR / f"{name}.key", PKI_DIR / f"{name}.csr"
@@ -31,11 +32,33 @@ def client_cert(name: str, cn: str, org: str | None, ca_crt: Path, ca_key: Path,
     key.chmod(0o600)
     procs.run(["openssl", "req", "-new", "-key", str(key), "-subj", subj, "-out", str(csr)])
     ext = PKI_DIR / f"{name}.ext"
-    ext.write_text("keyUsage=critical,digitalSignature,keyEncipherment\n"
-                   "extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n")
-    procs.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
-               "-CAcreateserial", "-CAserial", str(PKI_DIR / "ca.srl"), "-days", str(days),
-               "-sha256", "-extfile", str(ext), "-out", str(crt)])
+    ext.write_text(
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n"
+    )
+    procs.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca_crt),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-CAserial",
+            str(PKI_DIR / "ca.srl"),
+            "-days",
+            str(days),
+            "-sha256",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(crt),
+        ]
+    )
     csr.unlink(missing_ok=True)
     stamp.write_text(ca_digest)
     return crt, key
@@ -43,6 +66,7 @@ def client_cert(name: str, cn: str, org: str | None, ca_crt: Path, ca_key: Path,
 
 def kubeconfig(name: str, server: str, ca_crt: Path, crt: Path, key: Path) -> Path:
     """A kubeconfig with the certs embedded, so it stays valid on its own."""
+
     def b64(p: Path) -> str:
         return base64.b64encode(p.read_bytes()).decode()
 

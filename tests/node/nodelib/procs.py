@@ -6,6 +6,7 @@ recorded (after checking that pid still runs the same binary), never a name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,7 +68,7 @@ def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     log = log_file(name).open("ab")
     log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {argv}\n".encode())
     log.flush()
-    proc = subprocess.Popen(  # noqa: S603 - argv built by this package, no shell
+    proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -123,20 +124,25 @@ def _alive(pid: int) -> bool:
         return False
     if state == "Z":
         # Our own child that exited: reap it so it does not linger as a zombie.
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return False
     return True
 
 
-def run(argv: list[str], *, check: bool = True, capture: bool = True, timeout: float = 600,
-        env: dict[str, str] | None = None, input_text: str | None = None,
-        cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    argv: list[str],
+    *,
+    check: bool = True,
+    capture: bool = True,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     """Run a short command; on failure raise NodeError carrying its own stderr."""
     try:
-        res = subprocess.run(  # noqa: S603 - argv from this package
+        res = subprocess.run(
             argv,
             capture_output=capture,
             text=True,
@@ -147,7 +153,7 @@ def run(argv: list[str], *, check: bool = True, capture: bool = True, timeout: f
             check=False,
         )
     except FileNotFoundError as exc:
-        raise NodeError(f"command not found: {argv[0]} (install it; see tests/node/README.md)") from exc
+        raise NodeError(f"command not found: {argv[0]} (see tests/node/README.md)") from exc
     except subprocess.TimeoutExpired as exc:
         raise NodeError(f"timed out after {timeout}s: {' '.join(argv[:4])} ...") from exc
     if check and res.returncode != 0:
@@ -165,7 +171,7 @@ def wait_for(what: str, probe, timeout: float, interval: float = 0.5):
             value = probe()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - a probe may fail until the thing is up
+        except Exception as exc:
             last_exc = exc
         time.sleep(interval)
     suffix = f" (last error: {last_exc})" if last_exc else ""
