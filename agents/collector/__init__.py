@@ -1,0 +1,1 @@
+"""Node log collector: tails container logs, emits enriched JSON lines on stdout."""
