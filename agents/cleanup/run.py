@@ -14,7 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 
+import redis.asyncio as redis
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.cleanup import records, stats
 from agents.cleanup.lock import RunLock
@@ -34,16 +36,58 @@ class CleanupError(Exception):
     """A failure the job reports as its one error line."""
 
 
+class DeadlineExceeded(CleanupError):
+    pass
+
+
+class _Progress:
+    """Counts each committed batch into the summary, then enforces the deadline.
+
+    Stopping between batches (instead of cancelling one in flight) keeps the counts
+    exact: a cancelled command may have run on the server without us seeing its reply.
+    """
+
+    def __init__(self, summary: RunSummary, settings: CleanupSettings, started: float):
+        self.summary = summary
+        self._deadline_seconds = settings.cleanup_deadline_seconds
+        self._stop_at = started + settings.cleanup_deadline_seconds
+
+    def records_batch(self, deleted: int) -> None:
+        self.summary.records_deleted += deleted
+        self.check_deadline()
+
+    def keys_page(self, scanned: int, deleted: int) -> None:
+        self.summary.keys_scanned += scanned
+        self.summary.keys_deleted += deleted
+        self.check_deadline()
+
+    def check_deadline(self) -> None:
+        if time.monotonic() >= self._stop_at:
+            raise self.exceeded()
+
+    def exceeded(self) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"deadline of {self._deadline_seconds:g}s (CLEANUP_DEADLINE_SECONDS) exceeded; "
+            "the next run continues from here"
+        )
+
+
 async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
     """Do one run and return the process exit code; prints the summary line on success."""
     started = time.monotonic()
     summary = RunSummary(dry_run=dry_run)
-    client = create_redis(settings)
-    engine = create_engine(settings)
+    client = create_redis(settings)  # connects lazily: a down Redis fails its first call
+    engine: AsyncEngine | None = None
     lock: RunLock | None = None
+    progress = _Progress(summary, settings, started)
+    # Backstop for a call that hangs past the deadline: every call is bounded by its
+    # client's timeout, so this only fires if something is badly wrong.
+    hard_limit = settings.cleanup_deadline_seconds + max(
+        settings.redis_timeout_seconds, settings.db_timeout_seconds
+    )
     try:
         try:
-            async with asyncio.timeout(settings.cleanup_deadline_seconds) as deadline:
+            async with asyncio.timeout(hard_limit) as deadline:
                 if not dry_run:
                     # A dry run deletes nothing, so it neither needs the lock nor blocks
                     # the real run by holding it.
@@ -59,14 +103,13 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
                             )
                             print(summary.to_json("already_running"), flush=True)
                             return EXIT_OK
-                await _clean(settings, engine, client, summary)
+                async with _database_errors(settings):
+                    engine = create_engine(settings)
+                await _clean(settings, engine, client, progress)
         except TimeoutError:
             if not deadline.expired():
                 raise
-            raise CleanupError(
-                f"deadline of {settings.cleanup_deadline_seconds:g}s "
-                "(CLEANUP_DEADLINE_SECONDS) exceeded; the next run continues from here"
-            ) from None
+            raise progress.exceeded() from None
         summary.duration_seconds = time.monotonic() - started
         if not dry_run:
             async with _redis_errors(settings, "the run finished but its stats were not saved"):
@@ -93,11 +136,15 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
                 await lock.release()
         with contextlib.suppress(Exception):
             await client.aclose()
-        with contextlib.suppress(Exception):
-            await engine.dispose()
+        if engine is not None:
+            with contextlib.suppress(Exception):
+                await engine.dispose()
 
 
-async def _clean(settings, engine, client, summary: RunSummary) -> None:
+async def _clean(
+    settings: CleanupSettings, engine: AsyncEngine, client: redis.Redis, progress: _Progress
+) -> None:
+    summary = progress.summary
     now = time.time()  # one cut-off for the whole run, so the loops always end
     async with _database_errors(settings):
         await ping(engine, settings.db_timeout_seconds)
@@ -105,35 +152,23 @@ async def _clean(settings, engine, client, summary: RunSummary) -> None:
         await ensure_schema(engine)
         if summary.dry_run:
             summary.records_deleted = await records.count_expired(engine, now)
+            progress.check_deadline()
         else:
             await records.delete_expired(
-                engine, now, settings.cleanup_batch_size, on_batch=_add_records(summary)
+                engine, now, settings.cleanup_batch_size, on_batch=progress.records_batch
             )
 
     sweeper = OrphanSweeper(client, page_size=settings.cleanup_batch_size)
     async with _redis_errors(settings):
-        await sweeper.sweep(summary.dry_run, on_page=_add_keys(summary))
-
-
-def _add_records(summary: RunSummary):
-    def add(deleted: int) -> None:
-        summary.records_deleted += deleted
-
-    return add
-
-
-def _add_keys(summary: RunSummary):
-    def add(scanned: int, deleted: int) -> None:
-        summary.keys_scanned += scanned
-        summary.keys_deleted += deleted
-
-    return add
+        await sweeper.sweep(summary.dry_run, on_page=progress.keys_page)
 
 
 @contextlib.asynccontextmanager
 async def _redis_errors(settings: CleanupSettings, context: str = "") -> AsyncIterator[None]:
     try:
         yield
+    except CleanupError:
+        raise
     except Exception as exc:
         prefix = f"{context}: " if context else ""
         raise CleanupError(
@@ -146,6 +181,8 @@ async def _redis_errors(settings: CleanupSettings, context: str = "") -> AsyncIt
 async def _database_errors(settings: CleanupSettings) -> AsyncIterator[None]:
     try:
         yield
+    except CleanupError:
+        raise
     except Exception as exc:
         raise CleanupError(
             f"database unavailable at {settings.database_url_redacted} ({_describe(exc)})"
