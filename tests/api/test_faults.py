@@ -1,0 +1,131 @@
+"""Dependencies failing under a running API: Redis killed/restarted, PostgreSQL stopped,
+and start-up before either is up. Nothing hangs; acknowledged writes are never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.api.conftest import TEST_LEASE_SECONDS, Instance, api_settings, eventually, running
+from tests.servers import PostgresServer, RedisServer
+
+
+async def metric(instance: Instance, name: str) -> float:
+    text = (await (await instance.client.get("/metrics")).get_data()).decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not exported")
+
+
+@pytest.fixture
+def dedicated_postgres():
+    server = PostgresServer().init()
+    yield server
+    server.close()
+
+
+async def test_redis_outage_and_restart_with_stale_data(fresh_redis: RedisServer, sqlite_url):
+    settings = api_settings(fresh_redis.env, sqlite_url)
+    async with running(settings) as api:
+        assert (await api.post("user:1", "before-outage")).status_code == 201
+        await api.wait_cache_trusted()
+        await api.get("user:1")
+        cached = await (await api.get("user:1")).get_json()
+        assert cached["cached"] is True  # the old value is in Redis (and its AOF)
+
+        fresh_redis.kill()
+        started = time.monotonic()
+        during = await api.get("user:1")
+        assert during.status_code == 200
+        body = await during.get_json()
+        assert body == {**cached, "cached": False}
+        assert time.monotonic() - started < 2
+        assert (await api.client.get("/health/ready")).status_code == 200
+        assert await metric(api, "redis_connected") == 0
+        cache_test = await (await api.client.get("/api/v1/cache/test")).get_json()
+        assert cache_test["redis_connected"] is False and cache_test["error"]
+
+        # Writes stay correct during the outage; they wait out the trust lease.
+        started = time.monotonic()
+        assert (await api.post("user:1", "during-outage")).status_code == 200
+        assert TEST_LEASE_SECONDS * 0.9 <= time.monotonic() - started < TEST_LEASE_SECONDS + 2
+        assert (await api.post("user:2", "new-key")).status_code == 201
+        assert (await api.client.delete("/api/v1/data/user:2")).status_code == 204
+        assert (await (await api.get("user:1")).get_json())["value"] == "during-outage"
+
+        fresh_redis.start()  # same port, same AOF: the stale entry is back in Redis
+        assert "before-outage" in fresh_redis.cli("GET", "cnj:cache:user:1")
+        for _ in range(20):
+            body = await (await api.get("user:1")).get_json()
+            assert body["value"] == "during-outage", body
+            assert (await api.get("user:2")).status_code == 404
+            await asyncio.sleep(0.05)
+
+        async def reconnected_and_caching() -> bool:
+            body = await (await api.get("user:1")).get_json()
+            assert body["value"] == "during-outage"
+            return body["cached"] and await metric(api, "redis_connected") == 1
+
+        await eventually(reconnected_and_caching, within=10)
+
+
+async def test_database_outage_gives_fast_503_then_recovers(
+    redis_env, dedicated_postgres: PostgresServer
+):
+    dedicated_postgres.start()
+    settings = api_settings(redis_env, dedicated_postgres.url("postgres"))
+    async with running(settings) as api:
+        assert (await api.post("k", "v")).status_code == 201
+        dedicated_postgres.stop("immediate")
+        try:
+            started = time.monotonic()
+            ready = await api.client.get("/health/ready")
+            assert ready.status_code == 503
+            assert (await ready.get_json())["checks"]["database"]["up"] is False
+            for request in (
+                api.client.post("/api/v1/data", json={"key": "k2", "value": "v"}),
+                api.client.get("/api/v1/data/other"),
+                api.client.get("/api/v1/data/k"),
+                api.client.delete("/api/v1/data/k"),
+            ):
+                response = await request
+                assert response.status_code == 503
+                body = await response.get_json()
+                assert body["error"] == "database_unavailable"
+            assert time.monotonic() - started < settings.db_timeout_seconds * 3
+            assert (await api.client.get("/health/live")).status_code == 200
+            assert await metric(api, "database_up") == 0
+        finally:
+            dedicated_postgres.start()
+        await api.wait_ready(within=15)
+
+        async def data_served() -> bool:
+            return (await api.get("k")).status_code == 200
+
+        await eventually(data_served, within=10)
+        assert (await (await api.get("k")).get_json())["value"] == "v"
+
+
+async def test_start_before_dependencies(dedicated_postgres: PostgresServer):
+    redis = RedisServer()  # port and password chosen, not started yet
+    settings = api_settings(redis.env, dedicated_postgres.url("postgres"))
+    try:
+        async with running(settings, wait_ready=False) as api:
+            assert (await api.client.get("/health/live")).status_code == 200
+            assert (await api.client.get("/health/ready")).status_code == 503
+            response = await api.get("k")
+            assert response.status_code == 503
+            assert (await response.get_json())["error"] == "database_unavailable"
+            await asyncio.sleep(1)
+            dedicated_postgres.start()
+            redis.start()
+            await api.wait_ready(within=20)
+            assert (await api.post("k", "v")).status_code == 201
+            await api.wait_cache_trusted()
+            await api.get("k")
+            assert (await (await api.get("k")).get_json())["cached"] is True
+    finally:
+        redis.close()
