@@ -12,19 +12,22 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-
-from app.factory import create_app
-from app.logs import configure_logging
 from app.settings import ApiSettings, ConfigError, load_settings
-from app.state import STATE_EXTENSION, AppState
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
+
+# The web stack is imported only after the settings are valid: a config error is
+# reported at once, without paying for importing Quart, SQLAlchemy and Hypercorn.
 
 log = logging.getLogger("app")
 
 
 def hypercorn_config(settings: ApiSettings) -> Config:
+    from hypercorn.config import Config
+
     config = Config()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
@@ -39,6 +42,11 @@ def hypercorn_config(settings: ApiSettings) -> Config:
 
 
 async def serve_until_signalled(settings: ApiSettings) -> None:
+    from hypercorn.asyncio import serve
+
+    from app.factory import create_app
+    from app.state import STATE_EXTENSION, AppState
+
     app = create_app(settings)
     state: AppState = app.extensions[STATE_EXTENSION]
     stop_requested = asyncio.Event()
@@ -67,6 +75,8 @@ def main() -> int:
     except ConfigError as exc:
         print(f"cloudnative-api: {exc}", file=sys.stderr)
         return 2
+    from app.logs import configure_logging
+
     configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
