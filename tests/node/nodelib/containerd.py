@@ -42,7 +42,8 @@ disabled_plugins = [
   sandbox_image = "{pause}"
   stream_server_address = "127.0.0.1"
   enable_selinux = false
-  restrict_oom_score_adj = false
+  # This sandbox cannot lower oom_score_adj (no CAP_SYS_RESOURCE); cap it instead of failing.
+  restrict_oom_score_adj = true
   # netns bind mounts under our state dir, so `down` finds and removes all of them.
   netns_mounts_under_state_dir = true
   enable_unprivileged_ports = true

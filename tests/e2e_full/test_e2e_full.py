@@ -1,0 +1,75 @@
+"""The whole deployment on the test cluster with a real node (make e2e-full).
+
+control plane up -> real node up (images built or reused) -> site.yml -> the complete
+verify.yml (no tag filter) -> site.yml again, which must change nothing -> teardown ->
+node down -> control plane down. The last three run whatever happened before them.
+Per-step durations are printed at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
+
+from nodelib import harness, paths
+
+pytestmark = [pytest.mark.e2e_full, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+INVENTORY = paths.REPO_ROOT / "inventory" / "test-node"
+PLAYBOOKS = paths.REPO_ROOT / "playbooks"
+RECAP = re.compile(
+    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
+)
+
+
+def ansible_playbook() -> str:
+    exe = Path(sys.executable).with_name("ansible-playbook")
+    return str(exe) if exe.exists() else "ansible-playbook"
+
+
+def playbook(timings: harness.Timings, name: str, env: dict[str, str], label: str):
+    argv = [ansible_playbook(), "-i", str(INVENTORY), str(PLAYBOOKS / f"{name}.yml")]
+    return timings.run(label, argv, env={**env, "ANSIBLE_FORCE_COLOR": "0"}, timeout=1800)
+
+
+def recap(output: str) -> dict[str, int]:
+    """Totals of the PLAY RECAP lines of one ansible-playbook run."""
+    totals = {"ok": 0, "changed": 0, "unreachable": 0, "failed": 0}
+    for _host, ok, changed, unreachable, failed in RECAP.findall(output):
+        totals["ok"] += int(ok)
+        totals["changed"] += int(changed)
+        totals["unreachable"] += int(unreachable)
+        totals["failed"] += int(failed)
+    return totals
+
+
+def test_site_verify_idempotent_teardown_on_real_node():
+    for name in ("site", "verify"):
+        assert (PLAYBOOKS / f"{name}.yml").exists(), f"playbooks/{name}.yml does not exist yet"
+    timings = harness.Timings()
+    try:
+        with harness.cluster_with_real_node(timings) as env:
+            try:
+                site = playbook(timings, "site", env, "site.yml")
+                assert site.returncode == 0, "site.yml failed (its output is above)"
+
+                verify = playbook(timings, "verify", env, "verify.yml (complete)")
+                assert verify.returncode == 0, "verify.yml failed (its output is above)"
+                assert "skipping:" not in verify.stdout, "verify.yml skipped a check"
+
+                again = playbook(timings, "site", env, "site.yml again")
+                assert again.returncode == 0, "site.yml re-run failed"
+                totals = recap(again.stdout)
+                assert totals["ok"] > 0, "no PLAY RECAP found in the re-run's output"
+                assert totals["changed"] == 0, f"site.yml re-run changed things: {totals}"
+            finally:
+                if (PLAYBOOKS / "teardown.yml").exists():
+                    down = playbook(timings, "teardown", env, "teardown.yml")
+                    assert down.returncode == 0, "teardown.yml failed"
+    finally:
+        print("\n" + timings.report(), flush=True)
