@@ -145,7 +145,7 @@ class Collector:
             await self._handle_truncation(tailer)
         elif (
             tailer.detached_at is not None
-            and time.monotonic() - tailer.detached_at >= self.drain_grace
+            and time.monotonic() - max(tailer.detached_at, tailer.last_data_at) >= self.drain_grace
         ):
             await self._close(tailer)
 

@@ -74,6 +74,7 @@ class Tailer:
         self.at_eof = False
         self.detached_at: float | None = None  # monotonic time the path stopped leading here
         self.lag_seconds = 0.0
+        self.last_data_at = time.monotonic()
         self.resumed = False  # offset came from the checkpoint
         self.refresh_head()
 
@@ -188,6 +189,7 @@ class Tailer:
                 self.lag_seconds = 0.0
                 return None
             self.at_eof = len(new) < CHUNK_BYTES
+            self.last_data_at = time.monotonic()
             if len(self.head) < FINGERPRINT_BYTES:
                 self.refresh_head()
             data = self.carry + new if self.carry else new
