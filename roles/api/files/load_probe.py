@@ -20,8 +20,12 @@ from pathlib import Path
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
-    parser.add_argument("--stop-file", type=Path, required=True,
-                        help="stop (after at least --min-seconds) once this file exists")
+    parser.add_argument(
+        "--stop-file",
+        type=Path,
+        required=True,
+        help="stop (after at least --min-seconds) once this file exists",
+    )
     parser.add_argument("--min-seconds", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=180.0)
     parser.add_argument("--max-requests", type=int, default=3000)

@@ -79,6 +79,8 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 def rolled_out(obj: dict[str, Any]) -> bool:
     """A Deployment, StatefulSet or DaemonSet runs its current spec on every replica, all ready."""
     kind = obj.get("kind")
+    if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+        raise ValueError(f"rolled_out: unsupported kind {kind!r}")
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -97,9 +99,7 @@ def rolled_out(obj: dict[str, Any]) -> bool:
         return False
     if kind == "StatefulSet":
         return status.get("currentRevision") == status.get("updateRevision")
-    if kind == "Deployment":
-        return _condition_true(obj, "Available")
-    raise ValueError(f"rolled_out: unsupported kind {kind!r}")
+    return _condition_true(obj, "Available")
 
 
 def job_complete(job: dict[str, Any]) -> bool:
