@@ -172,6 +172,8 @@ def stop() -> None:
     procs.stop("containerd", timeout=20)
     for pid in shim_pids():
         procs.kill_pid(pid, timeout=5)
+    for leftover in (paths.CONTAINERD_SOCKET, Path(f"{paths.CONTAINERD_SOCKET}.ttrpc")):
+        leftover.unlink(missing_ok=True)
 
 
 def write_cni_config(pod_cidr: str) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import containerd, paths, pki, procs
+from . import paths, pki, procs
 from .cluster import ClusterInfo
 
 NODE_NAME = "cnj-realnode"
@@ -133,5 +133,21 @@ def unmount_leftovers() -> list[str]:
     return done
 
 
-def runtime_ready_hint() -> str:
-    return f"containerd socket {paths.CONTAINERD_SOCKET}, bridge {containerd.BRIDGE}"
+# Chains the kubelet creates for itself (firewall for localnet, canaries for iptables
+# flushes); kube-proxy --cleanup does not remove them.
+KUBELET_CHAINS = {
+    "filter": ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY"],
+    "nat": ["KUBE-KUBELET-CANARY"],
+    "mangle": ["KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"],
+}
+
+
+def remove_iptables_chains() -> None:
+    ipt = ["iptables", "-w", "5"]
+    for parent in ("INPUT", "OUTPUT"):
+        while procs.run([*ipt, "-D", parent, "-j", "KUBE-FIREWALL"], check=False).returncode == 0:
+            pass
+    for table, chains in KUBELET_CHAINS.items():
+        for chain in chains:
+            procs.run([*ipt, "-t", table, "-F", chain], check=False)
+            procs.run([*ipt, "-t", table, "-X", chain], check=False)

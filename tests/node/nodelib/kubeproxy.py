@@ -62,10 +62,8 @@ def healthy() -> bool:
 
 def stop(cluster: ClusterInfo | None, bin_dir: Path | None = None) -> None:
     procs.stop("kube-proxy", timeout=15)
-    if cluster is not None:
-        binary = cluster.binary("kube-proxy")
-    else:
-        binary = bin_dir / "kube-proxy" if bin_dir else None
-    if binary and Path(binary).exists():
+    binary = cluster.bin_dir if cluster is not None else bin_dir or Path("/nonexistent")
+    binary = binary / "kube-proxy"
+    if binary.exists():
         # Removes every KUBE-* chain and rule kube-proxy created.
         procs.run([str(binary), "--cleanup", "--v=0"], check=False, timeout=60)

@@ -4,9 +4,11 @@ The control plane puts blackhole routes on the pod and service ranges so nothing
 leave the machine. For the service range that also breaks this host's own traffic to
 ClusterIPs: the route lookup happens at connect() time, before kube-proxy's DNAT in
 the OUTPUT chain, so connect() fails with EINVAL. While the node runs, the service
-range is routed to a dummy device instead: it still swallows every packet that is not
+range is routed to a sink device instead: it still swallows every packet that is not
 DNATed (same guarantee as the blackhole), but lets DNATed traffic get rerouted to its
-endpoint. `down` puts the blackhole back.
+endpoint. `down` puts the blackhole back. The sink is an IFB device: this kernel has no
+`dummy` driver, and an IFB device drops whatever is sent to it directly, needs no ARP,
+and so behaves like a dummy for routing.
 
 ip_forward must be on for pod -> ClusterIP -> pod traffic; the CNJ-FENCE chain drops
 every forwarded packet that is not headed onto the pod bridge, so turning forwarding
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from . import containerd, paths, procs
 
-SVC_DUMMY = "cnj-svc0"
+SVC_SINK = "cnj-svc0"
 FENCE_CHAIN = "CNJ-FENCE"
 STATE_FILE = paths.RUN / "network-state.json"
 
@@ -68,25 +70,25 @@ def setup(service_cidr: str, pod_cidr: str) -> None:
         procs.run([*ipt, "-I", "FORWARD", "1", "-j", FENCE_CHAIN])
     fwd.write_text("1\n")
 
-    if _ip("link", "show", SVC_DUMMY, check=False).returncode != 0:
-        _ip("link", "add", SVC_DUMMY, "type", "dummy")
-    _ip("link", "set", SVC_DUMMY, "up")
+    if _ip("link", "show", SVC_SINK, check=False).returncode != 0:
+        _ip("link", "add", SVC_SINK, "type", "ifb")
+    _ip("link", "set", SVC_SINK, "up")
     current = _route_for(service_cidr)
     if current.startswith("blackhole"):
         state["restore_service_blackhole"] = True
-    _ip("route", "replace", service_cidr, "dev", SVC_DUMMY)
+    _ip("route", "replace", service_cidr, "dev", SVC_SINK)
     _save_state(state)
 
 
 def teardown() -> None:
     state = _load_state()
     svc = state.get("service_cidr")
-    if svc and SVC_DUMMY in _route_for(svc):
+    if svc and SVC_SINK in _route_for(svc):
         if state.get("restore_service_blackhole"):
             _ip("route", "replace", "blackhole", svc, check=False)
         else:
-            _ip("route", "del", svc, "dev", SVC_DUMMY, check=False)
-    _ip("link", "del", SVC_DUMMY, check=False)
+            _ip("route", "del", svc, "dev", SVC_SINK, check=False)
+    _ip("link", "del", SVC_SINK, check=False)
     _ip("link", "del", containerd.BRIDGE, check=False)
     # Forwarding off again before the fence goes, mirror image of setup().
     if "ip_forward" in state:

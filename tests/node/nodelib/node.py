@@ -13,8 +13,9 @@ from pathlib import Path
 from . import appimage, containerd, coredns, images, kubelet, kubeproxy, network, paths, procs
 from .cluster import ClusterInfo, discover
 
-# The node's own address lives on a dummy interface, so it is the same on every machine
-# and never depends on (or exposes anything through) the VM's real network.
+# The node's own address lives on an interface of its own (IFB: a sink device, since
+# this kernel has no `dummy` driver), so it is the same on every machine and never
+# depends on, or exposes anything through, the VM's real network.
 NODE_IP = os.environ.get("CNJ_NODE_IP", "172.31.254.1")
 NODE_IF = "cnj-node0"
 COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
@@ -28,6 +29,7 @@ def log(msg: str) -> None:
 class Timer:
     def __init__(self) -> None:
         self.steps: list[tuple[str, float]] = []
+        self.errors: list[str] = []
 
     def step(self, name: str, fn, *args):
         started = time.monotonic()
@@ -36,6 +38,18 @@ class Timer:
         self.steps.append((name, took))
         log(f"{name}: {took:.1f}s")
         return result
+
+    def best_effort(self, name: str, fn, *args) -> None:
+        """For teardown: one failing step must not leave the later ones undone."""
+        started = time.monotonic()
+        try:
+            fn(*args)
+        except Exception as exc:  # reported, and the teardown goes on
+            self.errors.append(f"{name}: {exc}")
+            log(f"{name} failed: {exc}")
+        took = time.monotonic() - started
+        self.steps.append((name, took))
+        log(f"{name}: {took:.1f}s")
 
 
 def ensure_images(with_app: bool = True) -> dict[str, Path]:
@@ -56,9 +70,14 @@ def ensure_images(with_app: bool = True) -> dict[str, Path]:
 
 def _node_address_up() -> None:
     if procs.run(["ip", "link", "show", NODE_IF], check=False).returncode != 0:
-        procs.run(["ip", "link", "add", NODE_IF, "type", "dummy"])
+        procs.run(["ip", "link", "add", NODE_IF, "type", "ifb"])
     procs.run(["ip", "link", "set", NODE_IF, "up"])
     procs.run(["ip", "addr", "replace", f"{NODE_IP}/32", "dev", NODE_IF])
+
+
+def _node_address_down() -> None:
+    if procs.run(["ip", "link", "show", NODE_IF], check=False).returncode == 0:
+        procs.run(["ip", "link", "del", NODE_IF])
 
 
 def _node(cluster: ClusterInfo) -> dict | None:
@@ -153,35 +172,35 @@ def down() -> None:
     except procs.NodeError:
         cluster = None
     bin_dir = Path(state["bin_dir"]) if "bin_dir" in state else None
-    coredns.stop()
-    kubeproxy.stop(cluster, bin_dir)
-    kubelet.stop()
-    containerd.stop()
-    left = kubelet.unmount_leftovers()
-    if left:
-        log(f"unmounted {len(left)} leftover mounts")
-    network.teardown()
-    procs.run(["ip", "link", "del", NODE_IF], check=False)
+    timer = Timer()
+    timer.best_effort("stop coredns", coredns.stop)
+    timer.best_effort("stop kube-proxy", kubeproxy.stop, cluster, bin_dir)
+    timer.best_effort("stop kubelet", kubelet.stop)
+    timer.best_effort("stop containers+containerd", containerd.stop)
+    timer.best_effort("unmount", kubelet.unmount_leftovers)
+    timer.best_effort("network", network.teardown)
+    timer.best_effort("kubelet iptables", kubelet.remove_iptables_chains)
+    timer.best_effort("node address", _node_address_down)
     if cluster is not None:
         # The control plane may outlive the node (a person's session): drop our objects.
-        cluster.kubectl(
+        timer.best_effort(
+            "delete node object",
+            cluster.kubectl,
             "delete",
             "node",
             kubelet.NODE_NAME,
             "--ignore-not-found",
             "--wait=false",
-            check=False,
-            timeout=20,
         )
-        cluster.kubectl(
+        timer.best_effort(
+            "delete dns endpoints",
+            cluster.kubectl,
             "-n",
             "kube-system",
             "delete",
             "endpointslice",
             "kube-dns-host",
             "--ignore-not-found",
-            check=False,
-            timeout=20,
         )
     # Pod volumes and state are per run; images and caches stay.
     for d in (
@@ -196,6 +215,8 @@ def down() -> None:
     ):
         shutil.rmtree(d, ignore_errors=True)
     STATE.unlink(missing_ok=True)
+    if timer.errors:
+        raise procs.NodeError("teardown finished with errors: " + "; ".join(timer.errors))
 
 
 def _rss_kib(pid: int) -> int:

@@ -44,7 +44,9 @@ def running_pid(name: str) -> int | None:
     except (OSError, ValueError):
         return None
     live_exe = _exe_of(pid)
-    if live_exe is None or (exe.strip() and live_exe.removesuffix(" (deleted)") != exe.strip()):
+    # Compare names only: a binary's cache dir may be renamed under a running process.
+    recorded = os.path.basename(exe.strip())
+    if live_exe is None or (recorded and os.path.basename(live_exe).split(" ")[0] != recorded):
         return None
     return pid
 
