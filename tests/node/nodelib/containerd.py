@@ -138,15 +138,16 @@ def remove_all_containers() -> None:
     """Kill and delete every task/container in the k8s.io namespace (used when CRI is gone)."""
     if not is_up():
         return
-    tasks = ctr("tasks", "ls", "-q", check=False, timeout=30).stdout.split()
-    for task in tasks:
-        ctr("tasks", "kill", "-s", "SIGKILL", task, check=False, timeout=30)
+    # Containers of one pod share a shim: once the first is gone the others may vanish
+    # with it, so poll what is left instead of insisting on each delete succeeding.
     deadline = time.monotonic() + 20
-    for task in tasks:
-        while time.monotonic() < deadline:
-            if ctr("tasks", "delete", task, check=False, timeout=30).returncode == 0:
-                break
-            time.sleep(0.3)
+    while time.monotonic() < deadline:
+        tasks = ctr("tasks", "ls", "-q", check=False, timeout=30).stdout.split()
+        if not tasks:
+            break
+        for task in tasks:
+            ctr("tasks", "delete", "--force", task, check=False, timeout=30)
+        time.sleep(0.2)
     for container in ctr("containers", "ls", "-q", check=False, timeout=30).stdout.split():
         ctr("containers", "delete", container, check=False, timeout=30)
 
