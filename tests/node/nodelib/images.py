@@ -232,6 +232,11 @@ def build_recipe(
     ]
     for k, v in build_args.items():
         args += ["--build-arg", f"{k}={v}"]
+    # RUN steps trust what this machine trusts (PyPI may sit behind a TLS-inspecting
+    # proxy whose CA only the host knows); bind-mounted, so it never lands in a layer.
+    host_bundle = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
+    if host_bundle.is_file():
+        args += ["--volume", f"{host_bundle.resolve()}:/etc/ssl/certs/ca-certificates.crt:ro"]
     started = time.monotonic()
     buildah(*args, str(context), timeout=3600)
     log(f"built {ref} in {time.monotonic() - started:.0f}s")
