@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     img.add_argument("--no-app", action="store_true", help="skip the project image")
     upp = sub.add_parser("up", help="start the node against the running control plane")
     upp.add_argument("--no-app", action="store_true", help="skip the project image")
+    upp.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="remove the KWOK-simulated nodes, so every pod of the cluster really runs",
+    )
     sub.add_parser("down", help="stop the node and clean up")
     sub.add_parser("status", help="print component status as JSON")
     args = parser.parse_args(argv)
@@ -42,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             for ref, archive in node.ensure_images(with_app=not args.no_app).items():
                 print(f"{ref}\t{archive}")
         elif args.command == "up":
-            node.up(with_app=not args.no_app)
+            node.up(with_app=not args.no_app, exclusive=args.exclusive)
         elif args.command == "down":
             node.down()
         else:

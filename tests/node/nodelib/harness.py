@@ -87,7 +87,9 @@ def cluster_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def cluster_with_real_node(timings: Timings, with_app: bool = True) -> Iterator[dict[str, str]]:
+def cluster_with_real_node(
+    timings: Timings, with_app: bool = True, exclusive: bool = True
+) -> Iterator[dict[str, str]]:
     """Control plane up, real node joined; both torn down on the way out, even on failure."""
     py = sys.executable
     try:
@@ -96,6 +98,8 @@ def cluster_with_real_node(timings: Timings, with_app: bool = True) -> Iterator[
             raise AssertionError(f"kubecluster.py up failed with exit {res.returncode}")
         env = cluster_env()
         argv = [py, str(REALNODE), "up"] + ([] if with_app else ["--no-app"])
+        # Every pod real: no workload may land on (or be "run" by) a simulated node.
+        argv += ["--exclusive"] if exclusive else []
         res = timings.run("real node up", argv, env=env)
         if res.returncode != 0:
             raise AssertionError(f"realnode.py up failed with exit {res.returncode}")

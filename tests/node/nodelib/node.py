@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,12 @@ from .cluster import ClusterInfo, discover
 # depends on, or exposes anything through, the VM's real network.
 NODE_IP = os.environ.get("CNJ_NODE_IP", "172.31.254.1")
 NODE_IF = "cnj-node0"
-COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
+COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns", "pvperms")
+# Where kube-controller-manager's hostpath provisioner puts PV directories.
+HOSTPATH_PV_BASE = os.environ.get("CNJ_HOSTPATH_PV_BASE", "/tmp/hostpath_pv")
+# Label of the control plane's KWOK-simulated nodes.
+SIMULATED_SELECTOR = "type=kwok"
+SIMULATED_TAINT = "cloudnative-journey.io/simulated=true:NoSchedule"
 STATE = paths.RUN / "node-state.json"
 
 
@@ -119,7 +125,25 @@ def _node_ready(cluster: ClusterInfo) -> bool:
     )
 
 
-def up(with_app: bool = True) -> Timer:
+def _start_pvperms() -> None:
+    procs.start(
+        "pvperms", [sys.executable, str(Path(__file__).with_name("pvperms.py")), HOSTPATH_PV_BASE]
+    )
+
+
+def _keep_workloads_on_real_node(cluster: ClusterInfo, exclusive: bool) -> None:
+    """Simulated nodes run nothing, so workloads must not be scheduled there.
+
+    Default: taint them NoSchedule (DaemonSets tolerating everything still cover them).
+    exclusive: remove them, so every pod of the cluster really runs.
+    """
+    if exclusive:
+        cluster.kubectl("delete", "node", "-l", SIMULATED_SELECTOR, "--ignore-not-found")
+    else:
+        cluster.kubectl("taint", "node", "-l", SIMULATED_SELECTOR, SIMULATED_TAINT, "--overwrite")
+
+
+def up(with_app: bool = True, exclusive: bool = False) -> Timer:
     timer = Timer()
     cluster = discover()
     log(f"control plane {cluster.server}, binaries {cluster.bin_dir}")
@@ -134,6 +158,8 @@ def up(with_app: bool = True) -> Timer:
         network.setup(cluster.service_cidr, cluster.pod_cidr)
         timer.step("kube-proxy", _start_proxy, cluster)
         timer.step("coredns", _start_dns, cluster)
+        _start_pvperms()
+        _keep_workloads_on_real_node(cluster, exclusive)
         timer.step("node-ready", procs.wait_for, "node Ready", lambda: _node_ready(cluster), 120)
         STATE.write_text(
             json.dumps(
@@ -173,6 +199,7 @@ def down() -> None:
         cluster = None
     bin_dir = Path(state["bin_dir"]) if "bin_dir" in state else None
     timer = Timer()
+    timer.best_effort("stop pvperms", procs.stop, "pvperms")
     timer.best_effort("stop coredns", coredns.stop)
     timer.best_effort("stop kube-proxy", kubeproxy.stop, cluster, bin_dir)
     timer.best_effort("stop kubelet", kubelet.stop)
