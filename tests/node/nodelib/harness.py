@@ -18,6 +18,12 @@ from . import paths
 
 REALNODE = paths.NODE_DIR / "realnode.py"
 KUBECLUSTER = paths.REPO_ROOT / "tests" / "cluster" / "kubecluster.py"
+# A cluster of its own, so `make e2e-full` never touches a KWOK cluster someone runs.
+CLUSTER_ENV = {
+    "CNJ_CLUSTER_STATE_DIR": os.environ.get(
+        "CNJ_CLUSTER_STATE_DIR", str(paths.CACHE / "cluster-realnode")
+    )
+}
 
 
 @dataclass
@@ -76,8 +82,9 @@ def cluster_env() -> dict[str, str]:
         text=True,
         check=True,
         timeout=60,
+        env={**os.environ, **CLUSTER_ENV},
     )
-    env = {}
+    env = dict(CLUSTER_ENV)
     for line in res.stdout.splitlines():
         line = line.strip().removeprefix("export ").strip()
         if "=" in line and not line.startswith("#"):
@@ -93,7 +100,7 @@ def cluster_with_real_node(
     """Control plane up, real node joined; both torn down on the way out, even on failure."""
     py = sys.executable
     try:
-        res = timings.run("control-plane up", [py, str(KUBECLUSTER), "up"])
+        res = timings.run("control-plane up", [py, str(KUBECLUSTER), "up"], env=CLUSTER_ENV)
         if res.returncode != 0:
             raise AssertionError(f"kubecluster.py up failed with exit {res.returncode}")
         env = cluster_env()
@@ -105,8 +112,8 @@ def cluster_with_real_node(
             raise AssertionError(f"realnode.py up failed with exit {res.returncode}")
         yield env
     finally:
-        env = {}
+        env = dict(CLUSTER_ENV)
         with contextlib.suppress(Exception):
             env = cluster_env()
         timings.run("real node down", [py, str(REALNODE), "down"], env=env)
-        timings.run("control-plane down", [py, str(KUBECLUSTER), "down"])
+        timings.run("control-plane down", [py, str(KUBECLUSTER), "down"], env=CLUSTER_ENV)
