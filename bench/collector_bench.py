@@ -95,6 +95,8 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.log")):
             time_, stream, tag, message = line.rstrip("\\n").split(" ", 3)
             out.write(json.dumps({"time": time_, "stream": stream, "message": message,
                                   "file": path}) + "\\n")
+import resource
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -104,8 +106,8 @@ def run_bare_loop(source: Path, lines: int) -> dict:
         [*PIN, sys.executable, "-c", BARE_LOOP, str(source)], check=True, capture_output=True
     )
     elapsed = time.perf_counter() - started
-    del proc
-    return {"seconds": elapsed, "lines_per_s": lines / elapsed, "rss_mib": None}
+    rss_mib = int(proc.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return {"seconds": elapsed, "lines_per_s": lines / elapsed, "rss_mib": rss_mib}
 
 
 def run_collector(source: Path, work: Path, lines: int, total_bytes: int) -> dict:
