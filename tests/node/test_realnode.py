@@ -112,8 +112,8 @@ def _get(cluster, kind: str, name: str) -> dict:
 @pytest.fixture(scope="module")
 def cluster():
     timings = harness.Timings()
-    with harness.cluster_with_real_node(timings, with_app=False):
-        yield discover()
+    with harness.cluster_with_real_node(timings, with_app=False) as env:
+        yield discover(env)
     print("\n" + timings.report())
 
 

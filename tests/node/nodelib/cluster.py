@@ -53,7 +53,7 @@ class ClusterInfo:
         )
 
 
-def _cluster_env() -> dict[str, str]:
+def _cluster_env(base_env: dict[str, str]) -> dict[str, str]:
     """`export K=V` lines printed by kubecluster.py env (empty when it is not there)."""
     if not KUBECLUSTER.exists():
         return {}
@@ -63,6 +63,7 @@ def _cluster_env() -> dict[str, str]:
         text=True,
         timeout=60,
         check=False,
+        env=base_env,
     )
     if res.returncode != 0:
         return {}
@@ -87,10 +88,12 @@ def _newest_bin_dir() -> Path | None:
     return dirs[0] if dirs else None
 
 
-def discover() -> ClusterInfo:
+def discover(extra_env: dict[str, str] | None = None) -> ClusterInfo:
+    """The running control plane; `extra_env` (e.g. CNJ_CLUSTER_STATE_DIR) picks which."""
+    base_env = {**os.environ, **(extra_env or {})}
     env = {
-        **_cluster_env(),
-        **{k: v for k, v in os.environ.items() if k.startswith("CNJ_") or k == "KUBECONFIG"},
+        **_cluster_env(base_env),
+        **{k: v for k, v in base_env.items() if k.startswith("CNJ_") or k == "KUBECONFIG"},
     }
     kc = env.get("KUBECONFIG", "").split(":")[0]
     if not kc or not Path(kc).exists():
