@@ -87,6 +87,7 @@ def test_pod_ready() -> None:
     assert not k8s_checks.pod_ready(ready_pod("False"))
     assert not k8s_checks.pod_ready(ready_pod(deleting=True))
     assert not k8s_checks.pod_ready({"metadata": {}, "status": {}})
+    assert k8s_checks.ready_pods([ready_pod(), ready_pod("False")]) == [ready_pod()]
 
 
 def deployment(**status) -> dict:

@@ -76,6 +76,11 @@ def pod_ready(pod: dict[str, Any]) -> bool:
     return not terminating and _condition_true(pod, "Ready")
 
 
+def ready_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods of the list whose Ready condition is True."""
+    return [pod for pod in pods if pod_ready(pod)]
+
+
 def rolled_out(obj: dict[str, Any]) -> bool:
     """A Deployment, StatefulSet or DaemonSet runs its current spec on every replica, all ready."""
     kind = obj.get("kind")
@@ -117,6 +122,7 @@ class FilterModule:
         return {
             "k8s_schedulable_nodes": schedulable_nodes,
             "k8s_pod_ready": pod_ready,
+            "k8s_ready_pods": ready_pods,
             "k8s_rolled_out": rolled_out,
             "k8s_job_complete": job_complete,
             "k8s_job_failed": job_failed,
