@@ -11,7 +11,7 @@ SYSTEM_PY   ?= python3
 APT_PACKAGES := redis-server postgresql-15 wrk rsyslog iproute2 openssl
 VENV_STAMP  := $(VENV)/.installed
 
-.PHONY: help setup apt venv run test lint unit bench deploy e2e e2e-full cluster-up cluster-down clean
+.PHONY: help setup apt venv run test lint unit bench deploy verify teardown e2e e2e-full cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,12 @@ deploy: setup ## deploy the stack: current kube context, else the local cluster 
 	  echo "Meanwhile, running the whole runtime locally with embedded defaults (make run):"; \
 	  $(MAKE) --no-print-directory run; \
 	fi
+
+verify: setup ## verify.yml against the current kube context: every acceptance point, fails loudly
+	$(VENV)/bin/ansible-playbook playbooks/verify.yml
+
+teardown: setup ## remove the stack (PVCs and their Secrets kept unless DELETE_PVCS=1)
+	$(VENV)/bin/ansible-playbook playbooks/teardown.yml $(if $(filter 1,$(DELETE_PVCS)),-e teardown_delete_pvcs=true)
 
 e2e: setup ## site.yml + verify.yml (objects) + idempotence on a KWOK control plane built from source
 	$(PYTEST) -m e2e
