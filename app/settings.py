@@ -18,10 +18,19 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/app.db"
+
+
+def _parse_database_url(raw: str) -> Any:
+    """SQLAlchemy's URL parser, imported lazily: the log collector never touches a database."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(raw)
+    except ArgumentError:
+        return None
 
 
 class ConfigError(Exception):
@@ -63,12 +72,11 @@ class CommonSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _parseable_database_url(cls, value: SecretStr) -> SecretStr:
-        try:
-            url = make_url(value.get_secret_value())
-        except ArgumentError:
-            raise ValueError(
-                "not a database URL (expected e.g. sqlite+aiosqlite:///./data/app.db)"
-            ) from None
+        if value.get_secret_value() == DEFAULT_DATABASE_URL:
+            return value  # known good; skips importing SQLAlchemy in the collector
+        url = _parse_database_url(value.get_secret_value())
+        if url is None:
+            raise ValueError("not a database URL (expected e.g. sqlite+aiosqlite:///./data/app.db)")
         if url.get_backend_name() not in {"sqlite", "postgresql"}:
             raise ValueError("only sqlite and postgresql databases are supported")
         return value
@@ -76,12 +84,13 @@ class CommonSettings(BaseSettings):
     @property
     def database_url_redacted(self) -> str:
         """The database URL with any password masked: safe for logs and /api/v1/config."""
-        url = make_url(self.database_url.get_secret_value())
-        return url.render_as_string(hide_password=True)
+        url = _parse_database_url(self.database_url.get_secret_value())
+        return url.render_as_string(hide_password=True) if url else "<invalid>"
 
     @property
     def database_backend(self) -> str:
-        return make_url(self.database_url.get_secret_value()).get_backend_name()
+        url = _parse_database_url(self.database_url.get_secret_value())
+        return url.get_backend_name() if url else "unknown"
 
     @classmethod
     def settings_customise_sources(
