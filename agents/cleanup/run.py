@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -85,6 +86,7 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
     hard_limit = settings.cleanup_deadline_seconds + max(
         settings.redis_timeout_seconds, settings.db_timeout_seconds
     )
+    stopping = _stop_on_sigterm()
     try:
         try:
             async with asyncio.timeout(hard_limit) as deadline:
@@ -110,6 +112,11 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
             if not deadline.expired():
                 raise
             raise progress.exceeded() from None
+        except asyncio.CancelledError:
+            if not stopping.is_set():
+                raise
+            asyncio.current_task().uncancel()
+            raise CleanupError("stopped by SIGTERM; the next run continues from here") from None
         summary.duration_seconds = time.monotonic() - started
         if not dry_run:
             async with _redis_errors(settings, "the run finished but its stats were not saved"):
@@ -129,6 +136,7 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
         log.debug("cleanup failure details", exc_info=exc)
         return EXIT_FAILED
     finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
         if lock is not None:
             # Compare-and-delete: frees the lock now instead of at its expiry. If Redis
             # is gone this fails quietly and the expiry frees it instead.
@@ -139,6 +147,21 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
         if engine is not None:
             with contextlib.suppress(Exception):
                 await engine.dispose()
+
+
+def _stop_on_sigterm() -> asyncio.Event:
+    """On SIGTERM (pod deletion, the Job's activeDeadlineSeconds) cancel the run, so it
+    still releases its lock and counts the failure instead of dying mid-way."""
+    stopping = asyncio.Event()
+    task = asyncio.current_task()
+
+    def stop() -> None:
+        if not stopping.is_set():  # a second SIGTERM must not cancel the clean-up
+            stopping.set()
+            task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+    return stopping
 
 
 async def _clean(

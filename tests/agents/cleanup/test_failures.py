@@ -127,6 +127,25 @@ async def test_deadline_exceeded_exits_non_zero_and_counts_partial_work(
     assert redis_client.exists(CLEANUP_LOCK_KEY) == 0
 
 
+async def test_sigterm_stops_the_run_frees_the_lock_and_counts_the_failure(
+    sqlite_url, redis_env, redis_client
+):
+    orphans = [b"cnj:cache:o%d" % i for i in range(40_000)]
+    load_keys(redis_client, orphans, [])
+    process = await start_job(job_env(redis_env, sqlite_url, cleanup_batch_size=5))
+    await wait_until(lambda: redis_client.dbsize() < len(orphans))
+
+    process.terminate()
+    result = await finish_job(process)
+
+    line = assert_one_clean_error_line(result, "stopped by SIGTERM")
+    assert redis_client.exists(CLEANUP_LOCK_KEY) == 0
+    assert redis_client.hget(CLEANUP_STATS_KEY, b"failures") == b"1"
+    assert (
+        redis_client.hget(CLEANUP_STATS_KEY, b"keys_deleted") == str(line["keys_deleted"]).encode()
+    )
+
+
 async def test_config_error_is_one_stderr_line_and_exit_2(sqlite_url, redis_env):
     for bad in (
         {"cleanup_batch_size": 0},
