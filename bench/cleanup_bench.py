@@ -1,6 +1,6 @@
 """Time the cleanup job's orphan sweep over 1,000,000 cache keys and probe Redis meanwhile.
 
-    python -m bench.cleanup_bench [--keys 1000000] [--orphan-share 0.1]
+    python -m bench.cleanup_bench [--keys 1000000] [--orphan-share 0.1] [--repeat 3]
                                   [--batch-sizes 500] [--probe-interval-ms 2]
 
 Starts its own redis-server on loopback (no persistence: we measure the sweep, not the
@@ -9,8 +9,8 @@ orphans), then, in the same run:
 
 * baseline: ``redis-cli --scan --pattern 'cnj:cache:*' | wc -l`` (lists keys only);
 * the real job, ``python -m agents.cleanup`` (SQLite in a temp dir, so the database
-  phase is empty), once as ``--dry-run`` and once for real per batch size (the orphans
-  are put back between runs);
+  phase is empty), once as ``--dry-run``, then ``--repeat`` times for real per batch
+  size, alternating with the baseline (the orphans are put back after each run);
 * a probe task that PINGs Redis every few ms on its own connection while each of the
   above runs: p50/p99/max round trip, i.e. how much the sweep delays other clients.
 
@@ -290,54 +290,68 @@ async def main_async(args: argparse.Namespace) -> None:
         idle = await idle_probe(server, 1.0, args.probe_interval_ms)
         print(f"probe, idle Redis:                     {idle.describe()}")
 
-        command = f"redis-cli -p {server.port} --scan --pattern '{PATTERN}' | wc -l"
-        run, probe = await probe_while(
-            server,
-            lambda: run_measured([command], server.cli_env, shell=True),
-            args.probe_interval_ms,
-        )
-        baseline = run.wall_seconds
-        print(
-            f"baseline redis-cli --scan | wc -l:    {baseline:.2f} s, "
-            f"{int(run.stdout.strip()):,} keys; probe {probe.describe()}"
-        )
+        scan_command = f"redis-cli -p {server.port} --scan --pattern '{PATTERN}' | wc -l"
+        job_command = [sys.executable, "-m", "agents.cleanup"]
 
-        command = [sys.executable, "-m", "agents.cleanup"]
-        for batch_size in args.batch_sizes:
-            env = job_env(server, Path(tmp), batch_size)
-            await reset_server_stats(server)
-            dry, probe = await probe_while(
+        async def baseline_scan() -> tuple[ProcessRun, ProbeStats]:
+            return await probe_while(
                 server,
-                lambda env=env: run_measured([*command, "--dry-run"], env),
+                lambda: run_measured([scan_command], server.cli_env, shell=True),
                 args.probe_interval_ms,
             )
+
+        async def cleanup(env: dict[str, str], *flags: str) -> tuple[ProcessRun, ProbeStats]:
+            await reset_server_stats(server)
+            return await probe_while(
+                server,
+                lambda: run_measured([*job_command, *flags], env),
+                args.probe_interval_ms,
+            )
+
+        for batch_size in args.batch_sizes:
+            env = job_env(server, Path(tmp), batch_size)
+            print(f"\n-- CLEANUP_BATCH_SIZE={batch_size} (SCAN COUNT per page) --")
+            dry, probe = await cleanup(env, "--dry-run")
             summary = job_summary(dry)
             print(
-                f"cleanup --dry-run, batch {batch_size}: wall {dry.wall_seconds:.2f} s, "
-                f"job {summary['duration_seconds']:.2f} s, scanned {summary['keys_scanned']:,}, "
-                f"would delete {summary['keys_deleted']:,}; probe {probe.describe()}; "
-                f"peak RSS {dry.peak_rss_mib:.0f} MiB"
+                f"dry run: wall {dry.wall_seconds:.2f} s, job {summary['duration_seconds']:.2f} s, "
+                f"scanned {summary['keys_scanned']:,}, would delete {summary['keys_deleted']:,}; "
+                f"probe {probe.describe()}"
             )
-            print(f"  Redis-side per page: {await script_latency(server)}")
-            await reset_server_stats(server)
-            real, probe = await probe_while(
-                server, lambda env=env: run_measured(command, env), args.probe_interval_ms
-            )
-            summary = job_summary(real)
+            # Alternate baseline and job so both see the same machine conditions.
+            scans, walls, durations, rss = [], [], [], []
+            scan_probe, job_probe = ProbeStats(), ProbeStats()
+            for repetition in range(1, args.repeat + 1):
+                scan, probe = await baseline_scan()
+                scans.append(scan.wall_seconds)
+                scan_probe.samples += probe.samples
+                real, probe = await cleanup(env)
+                summary = job_summary(real)
+                walls.append(real.wall_seconds)
+                durations.append(summary["duration_seconds"])
+                rss.append(real.peak_rss_mib)
+                job_probe.samples += probe.samples
+                print(
+                    f"run {repetition}: redis-cli --scan | wc -l {scan.wall_seconds:.2f} s "
+                    f"({int(scan.stdout.strip()):,} keys); cleanup wall {real.wall_seconds:.2f} s, "
+                    f"job {summary['duration_seconds']:.2f} s, "
+                    f"scanned {summary['keys_scanned']:,}, deleted {summary['keys_deleted']:,}; "
+                    "Redis-side per page: "
+                    f"{await script_latency(server)}"
+                )
+                pipe_load(server, range(orphans), orphan_prefix, False)  # orphans back
+            scan_s, wall_s, job_s = (statistics.median(v) for v in (scans, walls, durations))
+            print(f"median redis-cli --scan | wc -l: {scan_s:.2f} s; probe {scan_probe.describe()}")
             print(
-                f"cleanup, batch {batch_size}:           wall {real.wall_seconds:.2f} s, "
-                f"job {summary['duration_seconds']:.2f} s, scanned {summary['keys_scanned']:,}, "
-                f"deleted {summary['keys_deleted']:,}; probe {probe.describe()}; "
-                f"peak RSS {real.peak_rss_mib:.0f} MiB"
+                f"median cleanup: wall {wall_s:.2f} s (incl. ~0.5 s Python start-up), "
+                f"job {job_s:.2f} s; probe {job_probe.describe()}; "
+                f"peak RSS {max(rss):.0f} MiB"
             )
-            print(f"  Redis-side per page: {await script_latency(server)}")
             print(
-                f"  vs redis-cli --scan: wall {real.wall_seconds / baseline:.2f}x, "
-                f"job {summary['duration_seconds'] / baseline:.2f}x "
-                f"(target <= 2x); probe p99 {probe.p99:.2f} ms (target < 10 ms)"
+                f"RESULT batch {batch_size}: cleanup/redis-cli = {wall_s / scan_s:.2f}x wall, "
+                f"{job_s / scan_s:.2f}x job (target <= 2x); "
+                f"probe p99 {job_probe.p99:.2f} ms (target < 10 ms)"
             )
-            # Put the orphans back for the next batch size.
-            pipe_load(server, range(orphans), orphan_prefix, False)
 
 
 def parse_args() -> argparse.Namespace:
@@ -351,6 +365,7 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated CLEANUP_BATCH_SIZE values to run the job with (default 500)",
     )
     parser.add_argument("--probe-interval-ms", type=float, default=2.0)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per batch size (median)")
     return parser.parse_args()
 
 
