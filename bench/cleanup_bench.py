@@ -343,7 +343,7 @@ async def main_async(args: argparse.Namespace) -> None:
             scan_s, wall_s, job_s = (statistics.median(v) for v in (scans, walls, durations))
             print(f"median redis-cli --scan | wc -l: {scan_s:.2f} s; probe {scan_probe.describe()}")
             print(
-                f"median cleanup: wall {wall_s:.2f} s (incl. ~0.5 s Python start-up), "
+                f"median cleanup: wall {wall_s:.2f} s (incl. Python start-up), "
                 f"job {job_s:.2f} s; probe {job_probe.describe()}; "
                 f"peak RSS {max(rss):.0f} MiB"
             )
