@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.cluster.clusterlib import paths
 
 CLUSTER_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CLUSTER_DIR.parents[1]
@@ -69,14 +72,28 @@ def parse_env(text: str) -> dict[str, str]:
     return env
 
 
+def test_state_dir() -> Path:
+    """A state directory of this test process: tests never stop a cluster that a person
+    (or tests/node) started with the default one, nor race another test run."""
+    return paths.CACHE / f"cluster-test-{os.getpid()}"
+
+
 @contextlib.contextmanager
-def running_cluster(steps: Steps) -> Iterator[dict[str, str]]:
-    """The cluster's environment (KUBECONFIG, ...) while it runs; always stopped afterwards."""
+def running_cluster(steps: Steps, state_dir: Path) -> Iterator[dict[str, str]]:
+    """The cluster's environment (KUBECONFIG, ...) while it runs; always stopped afterwards.
+    The state directory (logs included) is kept only when something failed."""
     py = sys.executable
+    own = {"CNJ_CLUSTER_STATE_DIR": str(state_dir)}
+    failed = True
     try:
         steps.check("build (or reuse) binaries", [py, str(KUBECLUSTER), "build"], timeout=3600)
-        res = steps.check("cluster up", [py, str(KUBECLUSTER), "up"], timeout=600)
-        yield parse_env(res.stdout)
+        res = steps.check("cluster up", [py, str(KUBECLUSTER), "up"], env=own, timeout=600)
+        yield {**parse_env(res.stdout), **own}
+        failed = False
     finally:
-        steps.run("cluster down", [py, str(KUBECLUSTER), "down"], timeout=120)
+        down = steps.run("cluster down", [py, str(KUBECLUSTER), "down"], env=own, timeout=120)
         print(steps.report(), flush=True)
+        if failed or down.returncode != 0:
+            print(f"cluster state and logs kept in {state_dir}", flush=True)
+        else:
+            shutil.rmtree(state_dir, ignore_errors=True)

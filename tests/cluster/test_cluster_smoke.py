@@ -13,7 +13,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.cluster import harness
-from tests.cluster.clusterlib import paths, procs
+from tests.cluster.clusterlib import procs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
@@ -109,9 +109,10 @@ def cronjob() -> client.V1CronJob:
 @pytest.fixture(scope="module")
 def api():
     steps = harness.Steps()
-    with harness.running_cluster(steps) as env:
+    state_dir = harness.test_state_dir()
+    with harness.running_cluster(steps, state_dir) as env:
         yield config.new_client_from_config(config_file=env["KUBECONFIG"])
-    assert procs.owned_by(paths.STATE) == {}, "`down` left processes behind"
+    assert procs.owned_by(state_dir) == {}, "`down` left processes behind"
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def playbook(name: str, *extra: str) -> list[str]:
 def test_site_verify_idempotence_teardown():
     assert (REPO / "playbooks" / "site.yml").exists(), "playbooks/site.yml is missing"
     steps = harness.Steps()
-    with harness.running_cluster(steps) as env:
+    with harness.running_cluster(steps, harness.test_state_dir()) as env:
         # No colour codes in the output the recap is parsed from.
         env = {**env, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
         steps.check("site.yml", playbook("site.yml"), env=env)

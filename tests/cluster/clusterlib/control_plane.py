@@ -302,7 +302,8 @@ def read_state(layout: Layout = LAYOUT) -> dict | None:
 
 def is_running(layout: Layout = LAYOUT) -> bool:
     state = read_state(layout)
-    return bool(state) and all(procs.alive(pid) for pid in state["pids"].values())
+    pids = (state or {}).get("pids") or {}
+    return bool(pids) and all(procs.alive(pid) for pid in pids.values())
 
 
 def up(log=print, layout: Layout = LAYOUT) -> dict:
@@ -324,7 +325,8 @@ def up(log=print, layout: Layout = LAYOUT) -> dict:
         ports = Ports.pick()
         state["ports"] = ports.__dict__
         certs = _make_pki(layout)
-        server = f"https://127.0.0.1:{ports.apiserver}"
+        host = "127.0.0.1" if BIND_ADDRESS == "0.0.0.0" else BIND_ADDRESS
+        server = f"https://{host}:{ports.apiserver}"
         state["server"] = server
         kubeconfigs = {
             "admin": kubeconfig.write(
