@@ -37,6 +37,26 @@ def playbook(timings: harness.Timings, name: str, env: dict[str, str], label: st
     return timings.run(label, argv, env={**env, "ANSIBLE_FORCE_COLOR": "0"}, timeout=1800)
 
 
+TASK_LINE = re.compile(r"^TASK \[(.+?)\]", re.M)
+
+
+def skipped_tasks(output: str) -> list[str]:
+    """Names of the tasks ansible reported as `skipping:`."""
+    skipped, current = [], None
+    for line in output.splitlines():
+        m = TASK_LINE.match(line)
+        if m:
+            current = m.group(1)
+        elif line.startswith("skipping:") and current and current not in skipped:
+            skipped.append(current)
+    return skipped
+
+
+def is_other_environment(task: str) -> bool:
+    """A branch for another kind of cluster (Minikube), not a check left out here."""
+    return "minikube" in task.lower()
+
+
 def recap(output: str) -> dict[str, int]:
     """Totals of the PLAY RECAP lines of one ansible-playbook run."""
     totals = {"ok": 0, "changed": 0, "unreachable": 0, "failed": 0}
@@ -60,7 +80,10 @@ def test_site_verify_idempotent_teardown_on_real_node():
 
                 verify = playbook(timings, "verify", env, "verify.yml (complete)")
                 assert verify.returncode == 0, "verify.yml failed (its output is above)"
-                assert "skipping:" not in verify.stdout, "verify.yml skipped a check"
+                skipped = skipped_tasks(verify.stdout)
+                print(f"verify.yml skipped tasks: {skipped}")
+                checks_skipped = [t for t in skipped if not is_other_environment(t)]
+                assert not checks_skipped, f"verify.yml skipped checks: {checks_skipped}"
 
                 again = playbook(timings, "site", env, "site.yml again")
                 assert again.returncode == 0, "site.yml re-run failed"

@@ -7,6 +7,7 @@ context, so an unchanged tree reuses it.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import subprocess
 
@@ -39,7 +40,19 @@ def app_ref(name: str = "cloudnative-journey", registry: str = "") -> str:
     return normalize_ref(f"{registry + '/' if registry else ''}{name}:{project_version()}")
 
 
+def _ignored(rel: str, patterns: list[tuple[bool, str]]) -> bool:
+    """Docker's .dockerignore rule: the last pattern matching the path or a parent wins."""
+    parts = rel.split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    ignored = False
+    for negate, pattern in patterns:
+        if any(fnmatch.fnmatchcase(c, pattern) for c in candidates):
+            ignored = not negate
+    return ignored
+
+
 def _context_files() -> list:
+    """Files of the build context: tracked or new files, minus what .dockerignore drops."""
     res = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=paths.REPO_ROOT,
@@ -47,9 +60,17 @@ def _context_files() -> list:
         text=True,
         check=True,
     )
+    patterns = []
+    ignore_file = paths.REPO_ROOT / ".dockerignore"
+    if ignore_file.exists():
+        for line in ignore_file.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                negate = line.startswith("!")
+                patterns.append((negate, line.lstrip("!").strip().strip("/")))
     files = []
     for rel in res.stdout.splitlines():
-        if rel.split("/", 1)[0] in EXCLUDED_TOP:
+        if rel.split("/", 1)[0] in EXCLUDED_TOP or _ignored(rel, patterns):
             continue
         p = paths.REPO_ROOT / rel
         if p.is_file():
