@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from app.records import Record, RecordRepository
 from app.redis_client import CACHE_TRUST_KEY, STATS_KEY, cache_key, fill_token_key
@@ -51,12 +51,23 @@ end
 return entry
 """
 
+# KEYS: fill token. ARGV: new token, lease ms. Joins the lease other readers already hold
+# (so concurrent fillers in several replicas all succeed) or takes a new one.
+FILL_LEASE_LUA = """
+local token = redis.call('GET', KEYS[1])
+if token then
+  return token
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
+
 # KEYS: fill token, entry. ARGV: token, entry, ttl ms. Fills only if no write
-# invalidated the key (which deletes the token) since this reader took the lease.
+# invalidated the key (which deletes the token) since the lease was taken. The token
+# stays until it expires: other readers sharing the lease may still fill the same value.
 CACHE_FILL_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-  redis.call('DEL', KEYS[1])
   return 1
 end
 return 0
@@ -119,6 +130,7 @@ class CacheService:
         self.observe = observe
         self._get_script = client.register_script(CACHE_GET_LUA)
         self._fill_script = client.register_script(CACHE_FILL_LUA)
+        self._lease_script = client.register_script(FILL_LEASE_LUA)
         self._flights: dict[str, _Flight] = {}
         # Per-process counters (service-wide ones live in Redis under STATS_KEY).
         self.hits = 0
@@ -136,12 +148,22 @@ class CacheService:
 
     # -- reads ---------------------------------------------------------------------------
 
+    async def _cache_get(self, key: str) -> Any:
+        # EVALSHA directly: the hottest call of the service; redis-py's Script wrapper
+        # adds measurable per-call work. NOSCRIPT (e.g. Redis restarted) loads it again.
+        try:
+            return await self.redis.evalsha(
+                self._get_script.sha, 3, CACHE_TRUST_KEY, cache_key(key), STATS_KEY
+            )
+        except NoScriptError:
+            return await self._get_script(keys=[CACHE_TRUST_KEY, cache_key(key), STATS_KEY])
+
     async def read(self, key: str) -> ReadResult:
         arrived = time.monotonic()
         trusted = False
         started = time.perf_counter()
         try:
-            entry = await self._get_script(keys=[CACHE_TRUST_KEY, cache_key(key), STATS_KEY])
+            entry = await self._cache_get(key)
             self._redis_ok()
             if entry != -1:
                 trusted = True
@@ -180,7 +202,9 @@ class CacheService:
         token = secrets.token_hex(16) if fill else None
         if token is not None:
             try:
-                await self.redis.set(fill_token_key(key), token, px=self.fill_deadline_ms)
+                token = await self._lease_script(
+                    keys=[fill_token_key(key)], args=[token, self.fill_deadline_ms]
+                )
                 self._redis_ok()
             except REDIS_FAILURES as exc:
                 self._redis_failed("fill_lease", exc)

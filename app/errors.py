@@ -7,11 +7,12 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
-from quart import Quart, Request, Response, jsonify
+from quart import Quart, Request, Response
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from app.records import DatabaseUnavailable
+from app.responses import json_response
 from app.state import get_state
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,7 @@ class JsonRequest(Request):
 
 
 def error_response(status: int, error: str, detail: Any, headers: Any = None) -> Response:
-    response = jsonify({"error": error, "detail": detail})
-    response.status_code = status
+    response = json_response({"error": error, "detail": detail}, status)
     if headers:
         for name, value in headers:
             if name.lower() != "content-type":

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from aioprometheus import Counter, Gauge, Histogram, Registry
+from aioprometheus.histogram import Histogram as Buckets
 from aioprometheus.renderer import render
 
 from app import __version__
@@ -75,19 +76,32 @@ class Metrics:
             )
             for field, name in CLEANUP_FIELDS.items()
         }
-        self._redis_info: dict[str, float] = {}
         self._redis_info_read_at = float("-inf")
+        # Hot path: one bucket set per label combination, registered with the collector
+        # once and then updated in place; the request counter is derived at scrape time.
+        self._request_series: dict[tuple[str, str, int], tuple[dict[str, str], Buckets]] = {}
+        self._cache_series: dict[str, Buckets] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels = {"method": method, "route": route, "status": str(status)}
-        self.requests.inc(labels)
-        self.request_duration.observe(labels, seconds)
+        series = self._request_series.get((method, route, status))
+        if series is None:
+            labels = {"method": method, "route": route, "status": str(status)}
+            series = (labels, Buckets(*LATENCY_BUCKETS))
+            self.request_duration.set_value(labels, series[1])
+            self._request_series[(method, route, status)] = series
+        series[1].observe(seconds)
 
     def observe_cache_operation(self, operation: str, seconds: float) -> None:
-        self.cache_operation_duration.observe({"operation": operation}, seconds)
+        buckets = self._cache_series.get(operation)
+        if buckets is None:
+            buckets = self._cache_series[operation] = Buckets(*LATENCY_BUCKETS)
+            self.cache_operation_duration.set_value({"operation": operation}, buckets)
+        buckets.observe(seconds)
 
     async def render(self, state: AppState, accept: list[str]) -> tuple[bytes, dict[str, str]]:
         health = state.health
+        for labels, buckets in self._request_series.values():
+            self.requests.set(labels, buckets.observations)
         self.redis_connected.set({}, 1 if health.redis_connected else 0)
         self.database_up.set({}, 1 if health.database_up else 0)
         if state.cache is not None:

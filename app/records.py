@@ -7,6 +7,7 @@ invalidate the cache even when the writer could not reach Redis (see app/cache.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -47,7 +48,11 @@ class RecordRepository:
     def __init__(self, engine: AsyncEngine, timeout_seconds: float) -> None:
         self.engine = engine
         self.timeout_seconds = timeout_seconds
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        is_sqlite = engine.dialect.name == "sqlite"
+        self._insert = sqlite.insert if is_sqlite else postgresql.insert
+        # SQLite has one database-wide write lock and waits for it by sleeping-and-polling
+        # (busy_timeout); queueing our own writers in-process avoids those sleeps.
+        self._write_turn = asyncio.Lock() if is_sqlite else contextlib.nullcontext()
         # Counted so tests and /health/detailed can see how often the DB is really read.
         self.reads = 0
 
@@ -55,7 +60,7 @@ class RecordRepository:
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 if write:
-                    async with self.engine.begin() as conn:
+                    async with self._write_turn, self.engine.begin() as conn:
                         return await operation(conn)
                 async with self.engine.connect() as conn:
                     return await operation(conn)

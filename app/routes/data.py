@@ -15,6 +15,7 @@ from app.cache import CacheService
 from app.errors import error_response
 from app.models import KEY_RE, DataIn, DataOut, ErrorOut, RecordOut
 from app.records import DatabaseUnavailable, Record
+from app.responses import json_response
 from app.state import get_state
 
 blueprint = Blueprint("data", __name__, url_prefix="/api/v1")
@@ -88,7 +89,7 @@ async def get_record(key: str) -> Any:
         raise NotFound(f"no record with key {key!r}")
     body = record_body(result.record, time.time())
     body["cached"] = result.cached
-    return body
+    return json_response(body)
 
 
 @blueprint.delete("/data/<key>")

@@ -17,6 +17,7 @@ from quart_schema import document_response, hide
 from app import SERVICE_NAME, __version__
 from app.db import ping, pool_stats
 from app.models import DetailedHealthOut, HealthOut, ReadyOut
+from app.responses import json_response
 from app.state import AppState, get_state
 
 blueprint = Blueprint("health", __name__)
@@ -38,10 +39,10 @@ def base_body(state: AppState, status: str) -> dict[str, Any]:
 @blueprint.get("/health")
 @blueprint.get("/health/live")
 @document_response(HealthOut)
-async def live() -> dict[str, Any]:
+async def live() -> Response:
     """Liveness: the process answers. No dependency is checked (a DB outage is not fixed
     by restarting the pod)."""
-    return base_body(get_state(), "healthy")
+    return json_response(base_body(get_state(), "healthy"))
 
 
 async def database_check(state: AppState) -> dict[str, Any]:
@@ -75,24 +76,24 @@ async def redis_check(state: AppState) -> dict[str, Any]:
 @blueprint.get("/health/ready")
 @document_response(ReadyOut, 200)
 @document_response(ReadyOut, 503)
-async def ready() -> tuple[dict[str, Any], int]:
+async def ready() -> Response:
     """Readiness: 200 when the database answers and the schema exists; 503 from the first
     moment of shutdown. Redis is reported but a cache outage keeps the pod ready."""
     state = get_state()
     if state.shutting_down:
         body = base_body(state, "shutting_down")
         body["checks"] = {"shutting_down": True}
-        return body, 503
+        return json_response(body, 503)
     database, cache = await asyncio.gather(database_check(state), redis_check(state))
     ok = database["up"]
     body = base_body(state, "ready" if ok else "not_ready")
     body["checks"] = {"database": database, "redis": cache}
-    return body, 200 if ok else 503
+    return json_response(body, 200 if ok else 503)
 
 
 @blueprint.get("/health/detailed")
 @document_response(DetailedHealthOut)
-async def detailed() -> dict[str, Any]:
+async def detailed() -> Response:
     """Everything an operator wants on one page."""
     state = get_state()
     database, cache = await asyncio.gather(database_check(state), redis_check(state))
@@ -112,7 +113,7 @@ async def detailed() -> dict[str, Any]:
         python_version=platform.python_version(),
         hostname=socket.gethostname(),
     )
-    return body
+    return json_response(body)
 
 
 @blueprint.get("/metrics")

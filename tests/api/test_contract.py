@@ -144,3 +144,16 @@ async def test_openapi_lists_every_route(api: Instance):
     post = paths["/api/v1/data"]["post"]
     assert "requestBody" in post and {"200", "201"} <= set(post["responses"])
     assert (await api.client.get("/docs")).status_code == 200
+
+
+async def test_request_id_is_taken_or_generated(api: Instance):
+    given = await api.client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-ID"] == "abc-123"
+    generated = await api.client.get("/health/live")
+    other = await api.client.get("/health/live")
+    assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["X-Request-ID"])
+    assert generated.headers["X-Request-ID"] != other.headers["X-Request-ID"]
+    unsafe = await api.client.get("/health/live", headers={"X-Request-ID": "a\tb" + "x" * 200})
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["X-Request-ID"])
+    missing = await api.get("nothing-here")
+    assert missing.status_code == 404 and "X-Request-ID" in missing.headers

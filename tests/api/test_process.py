@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -147,7 +148,8 @@ async def test_sigterm_drains_in_flight_requests(redis_env, tmp_path):
         assert time.monotonic() - sigterm_at < 15
         _, stderr = process.communicate(timeout=5)
         assert "Traceback" not in stderr
-        assert '"message": "exited cleanly"' in stderr
+        messages = [json.loads(line)["message"] for line in stderr.splitlines()]
+        assert "exited cleanly" in messages
     finally:
         if process.poll() is None:
             process.kill()

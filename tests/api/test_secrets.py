@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from app.logs import configure_logging
@@ -45,6 +46,12 @@ async def test_passwords_never_in_bodies_or_logs(redis_env, postgres_server, pos
     for path, body in bodies:
         assert redis_password not in body, path
         assert db_password not in body, path
-    assert '"request_id"' in logs and '"route": "/api/v1/data/<key>"' in logs
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("route") == "/api/v1/data/<key>"]
+    assert access and all(
+        {"timestamp", "level", "message", "service", "version", "hostname"} <= set(line)
+        and {"method", "status", "duration_ms", "request_id"} <= set(line)
+        for line in access
+    )
     assert redis_password not in logs
     assert db_password not in logs
