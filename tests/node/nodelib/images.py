@@ -8,6 +8,7 @@ namespace. A warm run finds every archive and import marker and builds nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -54,6 +55,21 @@ def buildah(*args: str, timeout: float = 1800, capture: bool = True) -> subproce
         # Builds must never reach for docker.io: every FROM is a local image.
         env={"BUILDAH_ISOLATION": "chroot"},
     )
+
+
+def release_build_storage() -> None:
+    """Drop working containers a build left (a failed RUN keeps its own) and unmount
+    buildah's storage, so no build leaves a mount or a container behind."""
+    with contextlib.suppress(procs.NodeError):
+        buildah("rm", "--all", timeout=120)
+    # Superseded builds: every image worth keeping also sits in an archive.
+    with contextlib.suppress(procs.NodeError):
+        buildah("rmi", "--prune", timeout=300)
+    overlay = paths.BUILDAH_ROOT / "overlay"
+    with open("/proc/self/mountinfo") as f:
+        mounted = [ln.split()[4] for ln in f if ln.split()[4].startswith(str(overlay))]
+    for target in sorted(mounted, key=len, reverse=True):
+        procs.run(["umount", target], check=False)
 
 
 def _hash_files(files: list[Path], root: Path, extra: str = "") -> str:
@@ -238,7 +254,10 @@ def build_recipe(
     if host_bundle.is_file():
         args += ["--volume", f"{host_bundle.resolve()}:/etc/ssl/certs/ca-certificates.crt:ro"]
     started = time.monotonic()
-    buildah(*args, str(context), timeout=3600)
+    try:
+        buildah(*args, str(context), timeout=3600)
+    finally:
+        release_build_storage()
     log(f"built {ref} in {time.monotonic() - started:.0f}s")
     save(ref, archive)
     return archive

@@ -71,6 +71,7 @@ def ensure_images(with_app: bool = True) -> dict[str, Path]:
         archives[ref] = archive
     elif with_app:
         log("no Dockerfile yet: project image skipped")
+    images.release_build_storage()
     return archives
 
 
