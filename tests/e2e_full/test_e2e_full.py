@@ -34,7 +34,9 @@ def ansible_playbook() -> str:
 
 def playbook(timings: harness.Timings, name: str, env: dict[str, str], label: str):
     argv = [ansible_playbook(), "-i", str(INVENTORY), str(PLAYBOOKS / f"{name}.yml")]
-    return timings.run(label, argv, env={**env, "ANSIBLE_FORCE_COLOR": "0"}, timeout=1800)
+    # profile_tasks prints each task's duration: where a slow step spends its time.
+    extra = {"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
+    return timings.run(label, argv, env={**env, **extra}, timeout=1800)
 
 
 TASK_LINE = re.compile(r"^TASK \[(.+?)\]", re.M)
@@ -84,6 +86,11 @@ def test_site_verify_idempotent_teardown_on_real_node():
                 print(f"verify.yml skipped tasks: {skipped}")
                 checks_skipped = [t for t in skipped if not is_other_environment(t)]
                 assert not checks_skipped, f"verify.yml skipped checks: {checks_skipped}"
+
+                # Memory of the node with the whole stack running on it.
+                timings.run(
+                    "node status", [sys.executable, str(harness.REALNODE), "status"], env=env
+                )
 
                 again = playbook(timings, "site", env, "site.yml again")
                 assert again.returncode == 0, "site.yml re-run failed"

@@ -160,4 +160,5 @@ def test_pod_runs_and_reaches_dns_clusterip_and_nodeport(cluster):
     status = node.status()
     print(json.dumps(status, indent=2))
     assert all(status["healthy"].values()), status["healthy"]
-    cluster.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", timeout=150)
+    # The control plane is torn down next: no need to wait for the namespace to go.
+    cluster.kubectl("delete", "namespace", NS, "--wait=false")
