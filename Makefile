@@ -11,7 +11,7 @@ SYSTEM_PY   ?= python3
 APT_PACKAGES := redis-server postgresql-15 wrk rsyslog iproute2 openssl
 VENV_STAMP  := $(VENV)/.installed
 
-.PHONY: help setup apt venv run test lint unit bench deploy verify teardown e2e e2e-full cluster-up cluster-down clean
+.PHONY: help setup apt venv run test lint unit bench deploy verify teardown e2e e2e-full cluster-up cluster-down local-cluster clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -94,6 +94,19 @@ e2e: setup ## site.yml + verify.yml (objects) + idempotence on a KWOK control pl
 
 e2e-full: setup ## the whole verify.yml on a cluster with a real kubelet/containerd node
 	$(PYTEST) -m e2e_full
+
+CLUSTER := $(PY) tests/cluster/kubecluster.py
+NODE    := $(PY) tests/node/realnode.py
+cluster-up: setup ## start the KWOK test control plane (built from source on first use); prints export KUBECONFIG=...
+	$(CLUSTER) up
+
+cluster-down: ## stop the test control plane (and the real node, if any)
+	-$(NODE) down
+	$(CLUSTER) down
+
+local-cluster: setup ## control plane + a real kubelet/containerd node running the stack's images
+	$(CLUSTER) up
+	$(NODE) up --exclusive
 
 clean: ## remove the venv and local state (build caches under ~/.cache are kept)
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
