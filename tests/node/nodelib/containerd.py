@@ -124,16 +124,6 @@ def start() -> None:
     procs.wait_for("containerd to answer on its socket", is_up, timeout=30)
 
 
-def cri_version() -> dict:
-    """Which CRI API versions this containerd serves (kubelet >= 1.26 needs runtime.v1)."""
-    res = ctr("plugins", "ls", check=False)
-    cri_ok = any(
-        "io.containerd.grpc.v1" in line and "cri" in line and "ok" in line
-        for line in res.stdout.splitlines()
-    )
-    return {"cri_plugin_ok": cri_ok}
-
-
 def remove_all_containers() -> None:
     """Kill and delete every task/container in the k8s.io namespace (used when CRI is gone)."""
     if not is_up():
