@@ -92,5 +92,6 @@ def build(ref: str):
         context=paths.REPO_ROOT,
         containerfile=dockerfile,
         context_files=_context_files(),
+        trust_host_ca=True,
     )
     return archive

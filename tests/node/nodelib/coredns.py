@@ -87,10 +87,12 @@ def binary() -> Path:
     print(f"[coredns] go install {MODULE}@{VERSION} (cold; several minutes)", flush=True)
     procs.run(
         ["go", "install", "-trimpath", "-ldflags", "-s -w", f"{MODULE}@{VERSION}"],
-        env={"CGO_ENABLED": "0", "GOBIN": str(partial), "GOWORK": "off", "GOFLAGS": "-mod=mod"},
+        # Its go.mod has no replace directives, so a plain `go install mod@version` works.
+        env={"CGO_ENABLED": "0", "GOBIN": str(partial), "GOWORK": "off"},
         timeout=3600,
     )
-    partial.rename(out) if not out.exists() else None
+    # Renamed only once complete: a half-built binary is never taken for a cached one.
+    partial.rename(out)
     return exe
 
 

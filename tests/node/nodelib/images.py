@@ -219,6 +219,7 @@ def build_recipe(
     context: Path | None = None,
     containerfile: Path | None = None,
     context_files: list[Path] | None = None,
+    trust_host_ca: bool = False,
 ) -> Path:
     context = context or recipe
     containerfile = containerfile or recipe / "Containerfile"
@@ -250,8 +251,10 @@ def build_recipe(
         args += ["--build-arg", f"{k}={v}"]
     # RUN steps trust what this machine trusts (PyPI may sit behind a TLS-inspecting
     # proxy whose CA only the host knows); bind-mounted, so it never lands in a layer.
+    # Not for recipes that install ca-certificates themselves: its postinst rewrites
+    # that file, which a read-only mount refuses (apt itself uses plain HTTP here).
     host_bundle = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
-    if host_bundle.is_file():
+    if trust_host_ca and host_bundle.is_file():
         args += ["--volume", f"{host_bundle.resolve()}:/etc/ssl/certs/ca-certificates.crt:ro"]
     started = time.monotonic()
     try:
