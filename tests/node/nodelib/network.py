@@ -57,6 +57,8 @@ def setup(service_cidr: str, pod_cidr: str) -> None:
     state.setdefault("ip_forward", fwd.read_text().strip())
     state["service_cidr"] = service_cidr
     state["pod_cidr"] = pod_cidr
+    # Saved first, so a setup failing half-way is still undone by teardown().
+    _save_state(state)
 
     # Fence first, then forwarding: never a moment where pods could route out.
     ipt = ["iptables", "-w", "5"]

@@ -179,8 +179,10 @@ def up(with_app: bool = True, exclusive: bool = False) -> Timer:
         _hosts_entry_up()
         timer.step("kubelet-start", kubelet.start, cluster, NODE_IP)
         pod_cidr = timer.step("node-registered", _ensure_pod_cidr, cluster)
-        containerd.write_cni_config(pod_cidr)
+        # The fence before the CNI config: the bridge plugin turns ip_forward on with the
+        # first pod, and by then the FORWARD fence must already be in place.
         network.setup(cluster.service_cidr, cluster.pod_cidr)
+        containerd.write_cni_config(pod_cidr)
         timer.step("kube-proxy", _start_proxy, cluster)
         timer.step("coredns", _start_dns, cluster)
         _start_pvperms()
