@@ -7,11 +7,12 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
-from quart import Quart, Request, Response
+from quart import Quart, Response
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from app.records import DatabaseUnavailable
+from app.requestlog import RouteRecordingRequest
 from app.responses import json_response
 from app.state import get_state
 
@@ -22,7 +23,7 @@ class MalformedJson(BadRequest):
     pass
 
 
-class JsonRequest(Request):
+class JsonRequest(RouteRecordingRequest):
     """Request whose JSON decoding failure says what is wrong (position, not the body)."""
 
     def on_json_loading_failed(self, error: Exception) -> Any:

@@ -14,7 +14,7 @@ from app.db import create_engine, wait_until_ready
 from app.errors import register_error_handlers
 from app.records import RecordRepository
 from app.redis_client import create_redis
-from app.requestlog import register_request_hooks
+from app.requestlog import register_request_telemetry
 from app.routes import data, health, ops
 from app.settings import ApiSettings
 from app.state import STATE_EXTENSION, AppState
@@ -47,7 +47,7 @@ def create_app(settings: ApiSettings) -> Quart:
     app.extensions[STATE_EXTENSION] = state
 
     register_error_handlers(app)
-    register_request_hooks(app)
+    register_request_telemetry(app, state.metrics)
     for module in (data, health, ops):
         app.register_blueprint(module.blueprint)
 
