@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
+from typing import Any
 
-from quart import Quart
+from quart import Quart, Response
 from quart_schema import Info, QuartSchema
 
 from app import SERVICE_NAME, __version__
@@ -43,6 +45,7 @@ def create_app(settings: ApiSettings) -> Quart:
         redoc_ui_path=None,
         scalar_ui_path=None,
     )
+    _pass_responses_through(app)
     state = AppState(settings=settings)
     app.extensions[STATE_EXTENSION] = state
 
@@ -60,6 +63,20 @@ def create_app(settings: ApiSettings) -> Quart:
         await stop(state)
 
     return app
+
+
+def _pass_responses_through(app: Quart) -> None:
+    """Finished ``Response`` objects (the hot paths build their own with orjson) skip
+    quart-schema's return-value conversion, which only matters for models and dicts."""
+    converting = app.make_response
+    plain = partial(Quart.make_response, app)
+
+    async def make_response(result: Any) -> Any:
+        if isinstance(result, Response):
+            return await plain(result)
+        return await converting(result)
+
+    app.make_response = make_response  # type: ignore[method-assign]
 
 
 async def start(state: AppState) -> None:
