@@ -7,9 +7,12 @@ PY          := $(VENV)/bin/python
 PIP         := $(VENV)/bin/pip
 PYTEST      := $(VENV)/bin/pytest
 SYSTEM_PY   ?= python3
-# Debian packages the tests, benchmarks and the local runtime use.
-APT_PACKAGES := redis-server postgresql-15 wrk rsyslog iproute2 openssl
+# Debian packages the tests, benchmarks, the local runtime and the real test node use.
+APT_PACKAGES := redis-server postgresql-15 wrk rsyslog iproute2 openssl util-linux \
+                containerd runc containernetworking-plugins iptables conntrack debootstrap buildah
 VENV_STAMP  := $(VENV)/.installed
+# The test clusters build Kubernetes, etcd, KWOK and CoreDNS with Go (cached under ~/.cache).
+export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: help setup apt venv run test lint unit bench deploy verify teardown e2e e2e-full cluster-up cluster-down local-cluster clean
 

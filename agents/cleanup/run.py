@@ -41,6 +41,11 @@ class DeadlineExceeded(CleanupError):
     pass
 
 
+STOPPED_BY_SIGTERM = "stopped by SIGTERM; the next run continues from here"
+# A call still in flight this long after SIGTERM is cancelled outright.
+SIGTERM_CANCEL_AFTER_SECONDS = 2.0
+
+
 class _Progress:
     """Counts each committed batch into the summary, then enforces the deadline.
 
@@ -48,8 +53,15 @@ class _Progress:
     exact: a cancelled command may have run on the server without us seeing its reply.
     """
 
-    def __init__(self, summary: RunSummary, settings: CleanupSettings, started: float):
+    def __init__(
+        self,
+        summary: RunSummary,
+        settings: CleanupSettings,
+        started: float,
+        stopping: asyncio.Event,
+    ):
         self.summary = summary
+        self.stopping = stopping
         self._deadline_seconds = settings.cleanup_deadline_seconds
         self._stop_at = started + settings.cleanup_deadline_seconds
 
@@ -63,6 +75,8 @@ class _Progress:
         self.check_deadline()
 
     def check_deadline(self) -> None:
+        if self.stopping.is_set():
+            raise CleanupError(STOPPED_BY_SIGTERM)
         if time.monotonic() >= self._stop_at:
             raise self.exceeded()
 
@@ -80,13 +94,13 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
     client = create_redis(settings)  # connects lazily: a down Redis fails its first call
     engine: AsyncEngine | None = None
     lock: RunLock | None = None
-    progress = _Progress(summary, settings, started)
+    stopping = _stop_on_sigterm()
+    progress = _Progress(summary, settings, started, stopping)
     # Backstop for a call that hangs past the deadline: every call is bounded by its
     # client's timeout, so this only fires if something is badly wrong.
     hard_limit = settings.cleanup_deadline_seconds + max(
         settings.redis_timeout_seconds, settings.db_timeout_seconds
     )
-    stopping = _stop_on_sigterm()
     try:
         try:
             async with asyncio.timeout(hard_limit) as deadline:
@@ -116,7 +130,7 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
             if not stopping.is_set():
                 raise
             asyncio.current_task().uncancel()
-            raise CleanupError("stopped by SIGTERM; the next run continues from here") from None
+            raise CleanupError(STOPPED_BY_SIGTERM) from None
         summary.duration_seconds = time.monotonic() - started
         if not dry_run:
             async with _redis_errors(settings, "the run finished but its stats were not saved"):
@@ -150,18 +164,29 @@ async def run_cleanup(settings: CleanupSettings, dry_run: bool = False) -> int:
 
 
 def _stop_on_sigterm() -> asyncio.Event:
-    """On SIGTERM (pod deletion, the Job's activeDeadlineSeconds) cancel the run, so it
-    still releases its lock and counts the failure instead of dying mid-way."""
+    """On SIGTERM (pod deletion, the Job's activeDeadlineSeconds) stop the run, so it
+    still releases its lock and counts the failure instead of dying mid-way.
+
+    The run stops at the next batch boundary (exact counts); a call that is still in
+    flight after a short grace is cancelled. Cancellation alone is not enough: a library
+    may absorb it while tearing down a connection, and the run would carry on.
+    """
     stopping = asyncio.Event()
     task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
 
     def stop() -> None:
         if not stopping.is_set():  # a second SIGTERM must not cancel the clean-up
             stopping.set()
-            task.cancel()
+            loop.call_later(SIGTERM_CANCEL_AFTER_SECONDS, _cancel_if_running, task)
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
     return stopping
+
+
+def _cancel_if_running(task: asyncio.Task | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
 
 
 async def _clean(

@@ -132,8 +132,10 @@ async def test_sigterm_stops_the_run_frees_the_lock_and_counts_the_failure(
 ):
     orphans = [b"cnj:cache:o%d" % i for i in range(40_000)]
     load_keys(redis_client, orphans, [])
-    process = await start_job(job_env(redis_env, sqlite_url, cleanup_batch_size=5))
+    # One key per page: a long run, so SIGTERM lands mid-run even on a loaded machine.
+    process = await start_job(job_env(redis_env, sqlite_url, cleanup_batch_size=1))
     await wait_until(lambda: redis_client.dbsize() < len(orphans))
+    assert process.returncode is None, "the run ended before SIGTERM could be sent"
 
     process.terminate()
     result = await finish_job(process)

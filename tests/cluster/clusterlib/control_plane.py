@@ -216,6 +216,8 @@ def _component_argv(
             f"--client-ca-file={ca}",
             f"--kubelet-client-certificate={certs['apiserver-kubelet-client'].crt}",
             f"--kubelet-client-key={certs['apiserver-kubelet-client'].key}",
+            # Reach kubelets (logs, exec) by IP, as kubeadm does: node names need no DNS.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             f"--service-account-key-file={certs['sa'].crt}",
             f"--service-account-signing-key-file={certs['sa'].key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",

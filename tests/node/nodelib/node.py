@@ -82,29 +82,6 @@ def _node_address_up() -> None:
     procs.run(["ip", "addr", "replace", f"{NODE_IP}/32", "dev", NODE_IF])
 
 
-HOSTS_FILE = Path("/etc/hosts")
-HOSTS_MARK = "# cloudnative-journey realnode"
-
-
-def _hosts_entry_up() -> None:
-    """Make the node's name resolve to its IP, as DNS would on a real network.
-
-    kube-apiserver reaches a kubelet (logs, exec) by the first address type in
-    --kubelet-preferred-address-types, Hostname by default; without this entry that is
-    an unresolvable name unless the control plane prefers InternalIP (kubeadm does).
-    """
-    lines = [ln for ln in HOSTS_FILE.read_text().splitlines() if not ln.endswith(HOSTS_MARK)]
-    lines.append(f"{NODE_IP} {kubelet.NODE_NAME} {HOSTS_MARK}")
-    HOSTS_FILE.write_text("\n".join(lines) + "\n")
-
-
-def _hosts_entry_down() -> None:
-    text = HOSTS_FILE.read_text()
-    if HOSTS_MARK in text:
-        kept = [ln for ln in text.splitlines() if not ln.endswith(HOSTS_MARK)]
-        HOSTS_FILE.write_text("\n".join(kept) + "\n")
-
-
 def _node_address_down() -> None:
     if procs.run(["ip", "link", "show", NODE_IF], check=False).returncode == 0:
         procs.run(["ip", "link", "del", NODE_IF])
@@ -176,7 +153,6 @@ def up(with_app: bool = True, exclusive: bool = False) -> Timer:
         timer.step("images", ensure_images, with_app)
         timer.step("coredns-binary", coredns.binary)
         _node_address_up()
-        _hosts_entry_up()
         timer.step("kubelet-start", kubelet.start, cluster, NODE_IP)
         pod_cidr = timer.step("node-registered", _ensure_pod_cidr, cluster)
         # The fence before the CNI config: the bridge plugin turns ip_forward on with the
@@ -235,7 +211,6 @@ def down() -> None:
     timer.best_effort("network", network.teardown)
     timer.best_effort("kubelet iptables", kubelet.remove_iptables_chains)
     timer.best_effort("node address", _node_address_down)
-    timer.best_effort("hosts entry", _hosts_entry_down)
     if cluster is not None:
         # The control plane may outlive the node (a person's session): drop our objects.
         timer.best_effort(
