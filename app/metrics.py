@@ -25,6 +25,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 CLEANUP_FIELDS = {
     # Redis hash field (written by agents/cleanup) -> exported metric
     "runs": "cleanup_job_runs_total",
+    "failures": "cleanup_job_failures_total",
     "records_deleted": "cleanup_records_deleted_total",
     "keys_deleted": "cleanup_keys_deleted_total",
     "last_success_timestamp": "cleanup_last_success_timestamp_seconds",

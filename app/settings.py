@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -158,6 +158,15 @@ class CleanupSettings(CommonSettings):
     cleanup_deadline_seconds: float = Field(240.0, gt=0, le=3600)
     cleanup_lock_ttl_seconds: int = Field(300, ge=1)
 
+    @model_validator(mode="after")
+    def _lock_outlives_the_run(self) -> CleanupSettings:
+        # A lock that expires while its run is still going would let a second run start.
+        if self.cleanup_lock_ttl_seconds <= self.cleanup_deadline_seconds:
+            raise ValueError(
+                "CLEANUP_LOCK_TTL_SECONDS must be greater than CLEANUP_DEADLINE_SECONDS"
+            )
+        return self
+
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
@@ -172,9 +181,10 @@ def load_settings(settings_cls: type[SettingsT], **overrides: Any) -> SettingsT:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]).upper() or "CONFIG"
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
             # Never echo the rejected value: it may be a password.
-            problems.append(f"{name}: {error['msg']}")
+            problems.append(f"{name}: {message}" if name else message)
         raise ConfigError("invalid setting " + "; ".join(problems)) from None
     except Exception as exc:  # e.g. YAML syntax errors from the config file
         raise ConfigError(f"invalid config file {config_file!r}: {type(exc).__name__}") from None

@@ -26,21 +26,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_cleanup_settings() -> CleanupSettings:
-    settings = load_settings(CleanupSettings)
-    if settings.cleanup_lock_ttl_seconds <= settings.cleanup_deadline_seconds:
-        # A lock that expires while its run is still going would let a second run start.
-        raise ConfigError(
-            "invalid setting CLEANUP_LOCK_TTL_SECONDS: must be greater than "
-            "CLEANUP_DEADLINE_SECONDS"
-        )
-    return settings
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_cleanup_settings()
+        settings = load_settings(CleanupSettings)
     except ConfigError as exc:
         print(f"cloudnative-cleanup: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

@@ -85,6 +85,8 @@ async def test_dependency_and_cache_figures(api: Instance, redis_server):
         "1700000000.5",
         "last_duration_seconds",
         "0.25",
+        "failures",
+        "2",
     )
     text = await scrape(api)
     values = {
@@ -108,5 +110,6 @@ async def test_dependency_and_cache_figures(api: Instance, redis_server):
     assert "cleanup_keys_deleted_total 7" in text
     assert "cleanup_last_success_timestamp_seconds 1700000000.5" in text
     assert "cleanup_last_duration_seconds 0.25" in text
+    assert "cleanup_job_failures_total 2" in text
     assert "# TYPE http_requests_total counter" in text
     assert "# TYPE http_request_duration_seconds histogram" in text
