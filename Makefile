@@ -76,8 +76,9 @@ deploy: setup ## deploy the stack: current kube context, else the local cluster 
 	@if $(KUBE_REACHABLE); then \
 	  $(VENV)/bin/ansible-playbook playbooks/site.yml; \
 	elif [ "$(LOCAL_CLUSTER)" = 1 ]; then \
-	  $(MAKE) --no-print-directory local-cluster && \
-	  $(VENV)/bin/ansible-playbook -i inventory/test-node playbooks/site.yml; \
+	  $(MAKE) --no-print-directory local-cluster && eval "$$($(CLUSTER) env)" && \
+	  $(VENV)/bin/ansible-playbook -i inventory/test-node playbooks/site.yml && \
+	  echo "Deployed. $$($(CLUSTER) env | grep KUBECONFIG); API: http://127.0.0.1:30080"; \
 	else \
 	  echo "No reachable Kubernetes cluster in the current kube context."; \
 	  echo "  - minikube start && make deploy      deploys onto Minikube"; \
