@@ -310,6 +310,10 @@ class CacheService:
         raw = await self.redis.hgetall(STATS_KEY)
         return {"hits": int(raw.get("hits", 0)), "misses": int(raw.get("misses", 0))}
 
+    async def is_trusted(self) -> bool:
+        """Whether reads may be served from the cache right now (the trust lease exists)."""
+        return await self.redis.exists(CACHE_TRUST_KEY) == 1
+
     async def round_trip_ms(self) -> float:
         """SET + GET + DEL of a probe key: proves Redis really stores and returns data."""
         probe_key = f"{cache_key('__probe__')}:{secrets.token_hex(8)}"

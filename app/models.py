@@ -98,6 +98,10 @@ class DetailedHealthOut(HealthOut):
 
 class CacheTestOut(BaseModel):
     redis_connected: bool
+    cache_trusted: bool = Field(
+        description="reads are served from the cache (false for about a second after a "
+        "Redis outage, until the outbox is drained; see docs/cache-consistency.md)"
+    )
     cache_hit_rate: float = Field(description="hits / (hits + misses), all replicas together")
     total_requests: int = Field(description="cache lookups by all replicas")
     hits: int

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.servers import free_port, wait_for_port
+from tests.servers import RedisServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HOT_KEY = "bench:hot"
@@ -98,35 +98,9 @@ def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
 
 @contextlib.contextmanager
 def redis_server(workdir: Path) -> Iterator[dict[str, str]]:
-    port, password = free_port(), "bench-" + os.urandom(6).hex()
     # Production-like persistence (AOF, fsync every second), not the tests' fsync-always.
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            password,
-            "--dir",
-            str(workdir),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port), "REDIS_PASSWORD": password}
-    finally:
-        process.terminate()
-        process.wait(10)
+    with RedisServer(workdir=workdir, options={"appendfsync": "everysec"}) as server:
+        yield server.env
 
 
 @contextlib.contextmanager

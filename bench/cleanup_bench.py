@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +37,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from app.redis_client import CACHE_KEY_PREFIX
-from tests.servers import free_port, wait_for_port
+from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 PATTERN = CACHE_KEY_PREFIX + "*"
@@ -77,57 +75,6 @@ class ProbeStats:
         return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
 
 
-class BenchRedis:
-    """A throw-away redis-server on loopback, password passed to clients by env only."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.password = secrets.token_hex(12)
-        self.workdir = Path(tempfile.mkdtemp(prefix="cleanup-bench-"))
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> BenchRedis:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            sys.exit("redis-server not installed: run `make setup`")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--requirepass",
-                self.password,
-                "--dir",
-                str(self.workdir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    @property
-    def cli_env(self) -> dict[str, str]:
-        return {**os.environ, "REDISCLI_AUTH": self.password}
-
-    def client(self) -> aioredis.Redis:
-        return aioredis.Redis(port=self.port, password=self.password)
-
-
 def resp_set_commands(keys: range, prefix: bytes, with_ttl: bool) -> bytes:
     """SET commands in the Redis protocol, the input ``redis-cli --pipe`` wants."""
     ttl = str(CACHE_TTL_SECONDS).encode()
@@ -141,7 +88,12 @@ def resp_set_commands(keys: range, prefix: bytes, with_ttl: bool) -> bytes:
     return b"".join(parts)
 
 
-def pipe_load(server: BenchRedis, keys: range, prefix: bytes, with_ttl: bool) -> None:
+def bench_client(server: RedisServer) -> aioredis.Redis:
+    """A client of the probe's own (not the job's pool), so it measures Redis, not us."""
+    return aioredis.Redis(port=server.port, password=server.password)
+
+
+def pipe_load(server: RedisServer, keys: range, prefix: bytes, with_ttl: bool) -> None:
     for start in range(keys.start, keys.stop, LOAD_CHUNK):
         chunk = range(start, min(start + LOAD_CHUNK, keys.stop))
         subprocess.run(
@@ -196,11 +148,11 @@ def _vm_hwm_kib(pid: int) -> int:
 
 
 async def probe_while(
-    server: BenchRedis, work: Callable[[], ProcessRun], interval_ms: float
+    server: RedisServer, work: Callable[[], ProcessRun], interval_ms: float
 ) -> tuple[ProcessRun, ProbeStats]:
     """Run ``work`` in a thread while this loop PINGs Redis every ``interval_ms``."""
     stats = ProbeStats()
-    client = server.client()
+    client = bench_client(server)
     await client.ping()  # connect before timing
     done = asyncio.Event()
 
@@ -221,7 +173,7 @@ async def probe_while(
     return result, stats
 
 
-async def idle_probe(server: BenchRedis, seconds: float, interval_ms: float) -> ProbeStats:
+async def idle_probe(server: RedisServer, seconds: float, interval_ms: float) -> ProbeStats:
     def wait() -> ProcessRun:
         time.sleep(seconds)
         return ProcessRun(0, "", "", seconds, 0.0)
@@ -230,17 +182,17 @@ async def idle_probe(server: BenchRedis, seconds: float, interval_ms: float) -> 
     return stats
 
 
-async def reset_server_stats(server: BenchRedis) -> None:
-    client = server.client()
+async def reset_server_stats(server: RedisServer) -> None:
+    client = bench_client(server)
     try:
         await client.config_resetstat()
     finally:
         await client.aclose()
 
 
-async def script_latency(server: BenchRedis) -> str:
+async def script_latency(server: RedisServer) -> str:
     """Server-side time of the job's per-page script calls (Redis 7 latency tracking)."""
-    client = server.client()
+    client = bench_client(server)
     try:
         stats = await client.info("commandstats")
         percentiles = await client.info("latencystats")
@@ -255,7 +207,7 @@ async def script_latency(server: BenchRedis) -> str:
     return ", ".join(parts)
 
 
-def job_env(server: BenchRedis, workdir: Path, batch_size: int) -> dict[str, str]:
+def job_env(server: RedisServer, workdir: Path, batch_size: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "CONFIG_FILE"}
     env.update(
         {
@@ -280,7 +232,10 @@ async def main_async(args: argparse.Namespace) -> None:
     orphans = int(args.keys * args.orphan_share)
     with_ttl = args.keys - orphans
     orphan_prefix = (CACHE_KEY_PREFIX + "orphan:").encode()
-    with BenchRedis() as server, tempfile.TemporaryDirectory(prefix="cleanup-bench-db-") as tmp:
+    with (
+        RedisServer(options={"appendonly": "no"}) as server,
+        tempfile.TemporaryDirectory(prefix="cleanup-bench-db-") as tmp,
+    ):
         print(f"{args.keys:,} keys under {PATTERN!r}, {orphans:,} of them without TTL")
         started = time.perf_counter()
         pipe_load(server, range(with_ttl), (CACHE_KEY_PREFIX + "entry:").encode(), True)

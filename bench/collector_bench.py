@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.servers import free_port
+
 LINE_BYTES = 200
 FILES = 8
 TIMEOUT_SECONDS = 600
@@ -58,12 +60,6 @@ def generate(directory: Path, lines: int, files: int = FILES) -> int:
                 total += len(data)
         written += count
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def peak_rss_mib(pid: int) -> float:

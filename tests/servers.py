@@ -35,46 +35,55 @@ def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> 
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
+# For tests: a restart must bring back every acknowledged write.
+TEST_REDIS_OPTIONS = {"save": "", "appendonly": "yes", "appendfsync": "always"}
+
+
 @dataclass
 class RedisServer:
-    """redis-server with a password; ``stop()``/``start()`` keep the same port and data."""
+    """redis-server with a password; ``stop()``/``start()`` keep the same port and data.
+
+    ``options`` override redis.conf directives (benchmarks use production-like or no
+    persistence). Usable as a context manager: started on entry, removed on exit.
+    """
 
     port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_hex(12))
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-test-")))
+    options: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not installed: run `make setup` (apt redis-server)")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--requirepass",
-                self.password,
-                "--dir",
-                str(self.workdir),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",  # a restart must bring back every acknowledged write
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        directives = {
+            **TEST_REDIS_OPTIONS,
+            **self.options,
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "requirepass": self.password,
+            "dir": str(self.workdir),
+            "daemonize": "no",
+            "loglevel": "warning",
+        }
+        argv = [binary]
+        for name, value in directives.items():
+            argv += [f"--{name}", value]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
         return self
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """Environment for redis-cli: the password by env var, never on the command line."""
+        return {**os.environ, "REDISCLI_AUTH": self.password}
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -104,7 +113,7 @@ class RedisServer:
         """Run redis-cli against this server (password passed by env, never argv)."""
         result = subprocess.run(
             ["redis-cli", "-p", str(self.port), *args],
-            env={**os.environ, "REDISCLI_AUTH": self.password},
+            env=self.cli_env,
             capture_output=True,
             text=True,
             check=True,

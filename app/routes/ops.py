@@ -21,6 +21,7 @@ async def cache_test() -> dict[str, Any]:
     state = get_state()
     body: dict[str, Any] = {
         "redis_connected": False,
+        "cache_trusted": False,
         "cache_hit_rate": 0.0,
         "total_requests": 0,
         "hits": 0,
@@ -33,6 +34,7 @@ async def cache_test() -> dict[str, Any]:
     try:
         body["round_trip_ms"] = round(await state.cache.round_trip_ms(), 3)
         stats = await state.cache.service_stats()
+        trusted = await state.cache.is_trusted()
         info = await state.cache.info()
     except Exception as exc:
         state.health.redis_connected = False
@@ -42,6 +44,7 @@ async def cache_test() -> dict[str, Any]:
     total = stats["hits"] + stats["misses"]
     body.update(
         redis_connected=True,
+        cache_trusted=trusted,
         hits=stats["hits"],
         misses=stats["misses"],
         total_requests=total,

@@ -85,6 +85,7 @@ async def test_cache_test_reports_service_wide_stats(api: Instance):
     await api.get("k")  # hit
     body = await (await api.client.get("/api/v1/cache/test")).get_json()
     assert body["redis_connected"] is True
+    assert body["cache_trusted"] is True
     assert body["round_trip_ms"] > 0
     assert body["total_requests"] == body["hits"] + body["misses"] >= 2
     assert body["hits"] >= 1

@@ -47,6 +47,7 @@ async def test_redis_outage_and_restart_with_stale_data(fresh_redis: RedisServer
         assert await metric(api, "redis_connected") == 0
         cache_test = await (await api.client.get("/api/v1/cache/test")).get_json()
         assert cache_test["redis_connected"] is False and cache_test["error"]
+        assert cache_test["cache_trusted"] is False
 
         # Writes stay correct during the outage; they wait out the trust lease.
         started = time.monotonic()
