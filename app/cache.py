@@ -132,6 +132,7 @@ class CacheService:
         self._fill_script = client.register_script(CACHE_FILL_LUA)
         self._lease_script = client.register_script(FILL_LEASE_LUA)
         self._flights: dict[str, _Flight] = {}
+        self._pool_reset: asyncio.Task[None] | None = None
         # Per-process counters (service-wide ones live in Redis under STATS_KEY).
         self.hits = 0
         self.misses = 0
@@ -145,6 +146,21 @@ class CacheService:
         if self.health.redis_connected:
             log.warning("redis unavailable", extra={"operation": operation, "error": repr(exc)})
         self.health.redis_connected = False
+        self._drop_idle_connections()
+
+    def _drop_idle_connections(self) -> None:
+        """One failed call means every pooled socket to that server is suspect.
+
+        When the Redis pod is replaced (new IP), the old sockets get no RST: each would
+        cost a full timeout the first time it is used. Closing the idle ones now makes the
+        next calls reconnect (and re-resolve the name) at once; in-use ones fail and are
+        dropped by the client on their own.
+        """
+        if self._pool_reset is not None and not self._pool_reset.done():
+            return
+        self._pool_reset = asyncio.get_running_loop().create_task(
+            self.redis.connection_pool.disconnect(inuse_connections=False)
+        )
 
     # -- reads ---------------------------------------------------------------------------
 

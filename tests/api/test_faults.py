@@ -130,3 +130,72 @@ async def test_start_before_dependencies(dedicated_postgres: PostgresServer):
             assert (await (await api.get("k")).get_json())["cached"] is True
     finally:
         redis.close()
+
+
+class SilencingProxy:
+    """A TCP proxy in front of Redis that can make its current connections go silent.
+
+    That is what a replaced Redis pod looks like to a client: its old sockets get no RST,
+    every call on them just times out, while new connections reach the new server.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.generation = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> SilencingProxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[1]
+
+    def silence_existing_connections(self) -> None:
+        self.generation += 1
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        born = self.generation
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                if self.generation != born:
+                    continue  # swallowed: the peer is "gone" without a reset
+                dst.write(data)
+                await dst.drain()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_sockets_to_a_replaced_redis_are_dropped_not_timed_out_one_by_one(
+    redis_server: RedisServer, sqlite_url
+):
+    async with SilencingProxy(redis_server.port) as proxy:
+        env = {**redis_server.env, "REDIS_PORT": str(proxy.port)}
+        settings = api_settings(env, sqlite_url)
+        async with running(settings) as api:
+            assert (await api.post("hot", "v")).status_code == 201
+            await api.wait_cache_trusted()
+            await api.get("hot")
+            # Many concurrent hits leave many idle sockets in the pool.
+            hits = await asyncio.gather(*(api.get("hot") for _ in range(30)))
+            assert all([(await hit.get_json())["cached"] for hit in hits])
+
+            proxy.silence_existing_connections()
+            # No request traffic: the reconciler alone notices and drops the idle sockets.
+            await asyncio.sleep(TEST_LEASE_SECONDS + 2 * settings.redis_timeout_seconds)
+            await api.wait_cache_trusted()
+
+            started = time.monotonic()
+            after = await asyncio.gather(*(api.get("hot") for _ in range(30)))
+            bodies = [await response.get_json() for response in after]
+            # Without dropping them, each stale socket would cost a timeout and a miss.
+            assert all(body["cached"] for body in bodies), bodies
+            assert time.monotonic() - started < settings.redis_timeout_seconds

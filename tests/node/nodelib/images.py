@@ -237,7 +237,9 @@ def build_recipe(
     args = [
         "bud",
         "--pull=never",
-        "--layers",
+        # No --layers: Debian's buildah 1.28 reused a cached COPY layer after the copied
+        # sources had changed (a stale app in the image). The archive cache above,
+        # keyed by a hash of the context, already skips unchanged builds.
         "--network",
         "host",
         "--isolation",
@@ -317,12 +319,15 @@ def import_into_containerd(ref: str, archive: Path, also_tag: list[str] | None =
     marker = _marker(ref)
     have = containerd.ctr("images", "ls", "-q", check=False, timeout=60).stdout.split()
     wanted = [ref, *(also_tag or [])]
-    fresh = marker.exists() and marker.read_text() == archive.name
+    # Name, size and mtime: an archive rebuilt under the same key is imported again.
+    stat = archive.stat()
+    identity = f"{archive.name} {stat.st_size} {stat.st_mtime_ns}"
+    fresh = marker.exists() and marker.read_text() == identity
     if not (fresh and all(r in have for r in wanted)):
         log(f"importing {ref} into containerd")
         containerd.ctr("images", "import", "--all-platforms", str(archive), timeout=1200)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(archive.name)
+        marker.write_text(identity)
         have = containerd.ctr("images", "ls", "-q", check=False, timeout=60).stdout.split()
     for alias in also_tag or []:
         if alias not in have:
