@@ -27,13 +27,22 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
 from app.records import Record, RecordRepository
-from app.redis_client import CACHE_TRUST_KEY, STATS_KEY, cache_key, fill_token_key
+from app.redis_client import (
+    CACHE_TRUST_KEY,
+    STATS_KEY,
+    cache_key,
+    fill_token_key,
+    invalidated_key,
+)
 
 log = logging.getLogger(__name__)
 
 # Errors that mean "Redis is unusable right now": fall back to the database.
 REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 OUTBOX_BATCH = 1000
+# How long a writer's "invalidated after commit" mark lives: far longer than the
+# reconciler's interval; if it expires unread the reconciler just invalidates again.
+INVALIDATED_MARK_MS = 60_000
 
 # KEYS: trust, entry, stats. Returns -1 when the cache is not trusted, nil on a miss,
 # the entry on a hit; counts the lookup service-wide in the same round trip.
@@ -253,19 +262,27 @@ class CacheService:
     # -- writes --------------------------------------------------------------------------
 
     async def write(self, key: str, value: str, ttl: int | None) -> tuple[Record, bool]:
-        record, created = await self.repository.upsert(key, value, ttl)
-        await self._invalidate_after_commit(key, time.monotonic())
+        record, created, outbox_id = await self.repository.upsert(key, value, ttl)
+        await self._invalidate_after_commit(key, time.monotonic(), outbox_id)
         return record, created
 
     async def delete(self, key: str) -> bool:
-        deleted = await self.repository.delete(key)
-        await self._invalidate_after_commit(key, time.monotonic())
+        deleted, outbox_id = await self.repository.delete(key)
+        await self._invalidate_after_commit(key, time.monotonic(), outbox_id)
         return deleted
 
-    async def _invalidate_after_commit(self, key: str, committed: float) -> None:
+    async def _invalidate_after_commit(
+        self, key: str, committed: float, outbox_id: int | None
+    ) -> None:
         started = time.perf_counter()
         try:
-            await self.redis.delete(cache_key(key), fill_token_key(key))
+            # One MULTI: the entry and fill lease go, and the outbox row is marked done, so
+            # the reconciler need not revoke fill leases taken after this commit.
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(cache_key(key), fill_token_key(key))
+            if outbox_id is not None:
+                pipe.set(invalidated_key(outbox_id), 1, px=INVALIDATED_MARK_MS)
+            await pipe.execute()
             self._redis_ok()
             self.observe("invalidate", time.perf_counter() - started)
             return
@@ -290,10 +307,7 @@ class CacheService:
                 rows = await self.repository.pending_invalidations(OUTBOX_BATCH)
                 self.health.database_up = True
                 if rows:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for record_key in {row_key for _, row_key in rows}:
-                        pipe.delete(cache_key(record_key), fill_token_key(record_key))
-                    await pipe.execute()
+                    await self._drain(rows)
                     await self.repository.forget_invalidations([row_id for row_id, _ in rows])
                 if len(rows) < OUTBOX_BATCH:
                     break
@@ -312,6 +326,21 @@ class CacheService:
                 log.warning("reconciler cannot read the outbox", extra={"error": repr(exc)})
             self.health.database_up = False
         return False
+
+    async def _drain(self, rows: list[tuple[int, str]]) -> None:
+        """Invalidate the keys of outbox rows whose writer could not do it after its commit.
+
+        Rows their writer marked done are skipped: deleting their fill leases again would
+        only revoke fills of reads that started after the write (correct ones).
+        """
+        marks = [invalidated_key(row_id) for row_id, _ in rows]
+        done = await self.redis.mget(marks)
+        pipe = self.redis.pipeline(transaction=False)
+        for (_, record_key), mark in zip(rows, done, strict=True):
+            if mark is None:
+                pipe.delete(cache_key(record_key), fill_token_key(record_key))
+        pipe.delete(*marks)
+        await pipe.execute()
 
     async def run_reconciler(self) -> None:
         interval = self.trust_lease_seconds / 3

@@ -86,13 +86,14 @@ class RecordRepository:
 
         return await self._run(read, write=False)
 
-    async def upsert(self, key: str, value: str, ttl: int | None) -> tuple[Record, bool]:
-        """Store the record; returns it and whether it was created (False: replaced a live one).
+    async def upsert(self, key: str, value: str, ttl: int | None) -> tuple[Record, bool, int]:
+        """Store the record; returns it, whether it was created (False: replaced a live one),
+        and the id of its cache_outbox row.
 
         Replacing an expired record counts as creating it: readers already saw it as missing.
         """
 
-        async def write(conn: AsyncConnection) -> tuple[Record, bool]:
+        async def write(conn: AsyncConnection) -> tuple[Record, bool, int]:
             now = time.time()
             record = Record(key, value, now, now + ttl if ttl else None)
             values = {
@@ -120,15 +121,15 @@ class RecordRepository:
                 await conn.execute(update(records).where(records.c.key == key).values(**values))
                 created = previous[0] is not None and previous[0] <= now
                 break
-            await conn.execute(cache_outbox.insert().values(key=key, created_at=now))
-            return record, created
+            return record, created, await _add_to_outbox(conn, key, now)
 
         return await self._run(write, write=True)
 
-    async def delete(self, key: str) -> bool:
-        """Delete the record; True when a live record was deleted (an expired one is a 404)."""
+    async def delete(self, key: str) -> tuple[bool, int | None]:
+        """Delete the record; returns whether a live record was deleted (an expired one is a
+        404) and the id of its cache_outbox row (None when there was nothing to delete)."""
 
-        async def write(conn: AsyncConnection) -> bool:
+        async def write(conn: AsyncConnection) -> tuple[bool, int | None]:
             now = time.time()
             row = (
                 await conn.execute(
@@ -136,9 +137,9 @@ class RecordRepository:
                 )
             ).first()
             if row is None:
-                return False
-            await conn.execute(cache_outbox.insert().values(key=key, created_at=now))
-            return row[0] is None or row[0] > now
+                return False, None
+            outbox_id = await _add_to_outbox(conn, key, now)
+            return row[0] is None or row[0] > now, outbox_id
 
         return await self._run(write, write=True)
 
@@ -160,3 +161,11 @@ class RecordRepository:
             await conn.execute(delete(cache_outbox).where(cache_outbox.c.id.in_(ids)))
 
         await self._run(write, write=True)
+
+
+async def _add_to_outbox(conn: AsyncConnection, key: str, now: float) -> int:
+    """The invalidation row, in the caller's transaction; returns its id."""
+    result = await conn.execute(
+        cache_outbox.insert().values(key=key, created_at=now).returning(cache_outbox.c.id)
+    )
+    return result.scalar_one()

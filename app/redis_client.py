@@ -11,6 +11,7 @@ from app.settings import CommonSettings
 KEY_PREFIX = "cnj:"
 CACHE_KEY_PREFIX = f"{KEY_PREFIX}cache:"  # one cache entry per record key
 FILL_TOKEN_PREFIX = f"{KEY_PREFIX}fill:"  # read-miss fill leases (stale-fill guard)
+INVALIDATED_PREFIX = f"{KEY_PREFIX}invalidated:"  # outbox rows their writer invalidated
 CACHE_TRUST_KEY = f"{KEY_PREFIX}cache-trust"  # present only while the cache may be trusted
 STATS_KEY = f"{KEY_PREFIX}stats"  # service-wide cache hit/miss counters (hash)
 CLEANUP_STATS_KEY = f"{KEY_PREFIX}cleanup:stats"  # cleanup job counters (hash)
@@ -23,6 +24,10 @@ def cache_key(record_key: str) -> str:
 
 def fill_token_key(record_key: str) -> str:
     return FILL_TOKEN_PREFIX + record_key
+
+
+def invalidated_key(outbox_id: int) -> str:
+    return f"{INVALIDATED_PREFIX}{outbox_id}"
 
 
 def create_redis(settings: CommonSettings) -> redis.Redis:

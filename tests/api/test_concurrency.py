@@ -126,3 +126,22 @@ async def test_randomized_race_never_goes_back_in_time(redis_env, postgres_url):
     assert not violations, violations[:10]
     assert reads_checked > 200
     assert all(version > 10 for version in acknowledged.values()), acknowledged
+
+
+async def test_outbox_drain_does_not_revoke_fills_of_reads_after_the_write(
+    redis_env, sqlite_url
+):
+    """A read that starts after an acknowledged write fills the cache even though the
+    reconciler drains that write's outbox row while the read is in flight."""
+    async with running(api_settings(redis_env, sqlite_url)) as api:
+        await api.wait_cache_trusted()
+        assert (await api.post("fresh", "v")).status_code == 201  # its row is pending
+        read_done, release = pause_db_reads_after_reading(api)
+        first = asyncio.create_task(api.get("fresh"))  # lease taken, DB read, paused
+        await asyncio.wait_for(read_done.wait(), 5)
+        assert await api.state.cache.reconcile_once()  # drains the row mid-read
+        assert await api.state.repository.pending_invalidations(10) == []
+        release.set()
+        assert (await (await first).get_json())["cached"] is False
+        second = await (await api.get("fresh")).get_json()
+        assert second == {**second, "value": "v", "cached": True}
