@@ -128,9 +128,7 @@ async def test_randomized_race_never_goes_back_in_time(redis_env, postgres_url):
     assert all(version > 10 for version in acknowledged.values()), acknowledged
 
 
-async def test_outbox_drain_does_not_revoke_fills_of_reads_after_the_write(
-    redis_env, sqlite_url
-):
+async def test_outbox_drain_does_not_revoke_fills_of_reads_after_the_write(redis_env, sqlite_url):
     """A read that starts after an acknowledged write fills the cache even though the
     reconciler drains that write's outbox row while the read is in flight."""
     async with running(api_settings(redis_env, sqlite_url)) as api:
