@@ -92,7 +92,7 @@ class DependencyHealth:
     redis_connected: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReadResult:
     record: Record | None
     cached: bool

@@ -91,6 +91,10 @@ class DetailedHealthOut(HealthOut):
     database: dict[str, Any]
     redis: dict[str, Any]
     memory: dict[str, Any]
+    gc: dict[str, Any] = Field(
+        description="garbage collector: objects frozen at start-up (app/__main__.py), "
+        "collections and uncollectable objects per generation"
+    )
     tasks: int
     python_version: str
     hostname: str

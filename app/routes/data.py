@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
 from quart import Blueprint, Response, request
@@ -21,6 +21,7 @@ from app.state import get_state
 blueprint = Blueprint("data", __name__, url_prefix="/api/v1")
 
 
+@lru_cache(maxsize=4096)  # hot keys are read far more often than written
 def rfc3339(unix_seconds: float) -> str:
     return datetime.fromtimestamp(unix_seconds, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 

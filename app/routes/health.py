@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import platform
 import socket
@@ -109,6 +110,7 @@ async def detailed() -> Response:
         database=database,
         redis=cache,
         memory={"rss_bytes": memory.rss, "vms_bytes": memory.vms},
+        gc={"frozen_objects": gc.get_freeze_count(), "generations": gc.get_stats()},
         tasks=len(asyncio.all_tasks()),
         python_version=platform.python_version(),
         hostname=socket.gethostname(),

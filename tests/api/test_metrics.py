@@ -113,3 +113,26 @@ async def test_dependency_and_cache_figures(api: Instance, redis_server):
     assert "cleanup_job_failures_total 2" in text
     assert "# TYPE http_requests_total counter" in text
     assert "# TYPE http_request_duration_seconds histogram" in text
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [0.0, 0.001, 0.0010001, 0.3, 10.0, 11.0, 1e9],
+        [random.Random(seed).expovariate(20) for seed in range(500)],
+    ],
+)
+def test_buckets_agree_with_aioprometheus(values):
+    """Our bisect-based histogram value renders exactly what aioprometheus's own does."""
+    from aioprometheus.histogram import Histogram as Reference
+
+    from app.metrics import LATENCY_BUCKETS, Buckets
+
+    ours, reference = Buckets(*LATENCY_BUCKETS), Reference(*LATENCY_BUCKETS)
+    for value in values:
+        ours.observe(value)
+        reference.observe(value)
+    assert ours.buckets == dict(reference.buckets)
+    assert ours.observations == reference.observations == len(values)
+    assert ours.sum == pytest.approx(reference.sum)
