@@ -73,7 +73,8 @@ def create_engine(settings: CommonSettings) -> AsyncEngine:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_recycle=settings.db_pool_recycle_seconds,
-            pool_pre_ping=True,
+            # No pre-ping: a file has no connection that can go stale, and each ping
+            # cost every checkout four hops to aiosqlite's thread (bench/api_bench.py).
         )
 
         @event.listens_for(engine.sync_engine, "connect")

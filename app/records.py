@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -49,7 +49,20 @@ class RecordRepository:
         self.engine = engine
         self.timeout_seconds = timeout_seconds
         is_sqlite = engine.dialect.name == "sqlite"
-        self._insert = sqlite.insert if is_sqlite else postgresql.insert
+        # Statements are built once: building them per call cost more CPU than running
+        # them (SQLAlchemy then only looks up its compiled form). Values come as params.
+        key = bindparam("record_key")
+        self._read = select(records.c.value, records.c.updated_at, records.c.expires_at).where(
+            records.c.key == key
+        )
+        self._insert_new = (sqlite.insert if is_sqlite else postgresql.insert)(
+            records
+        ).on_conflict_do_nothing()
+        self._lock_previous = (
+            select(records.c.expires_at).where(records.c.key == key).with_for_update()
+        )
+        self._replace = update(records).where(records.c.key == key)
+        self._delete = delete(records).where(records.c.key == key).returning(records.c.expires_at)
         # SQLite has one database-wide write lock and waits for it by sleeping-and-polling
         # (busy_timeout); queueing our own writers in-process avoids those sleeps.
         self._write_turn = asyncio.Lock() if is_sqlite else contextlib.nullcontext()
@@ -75,13 +88,7 @@ class RecordRepository:
         self.reads += 1
 
         async def read(conn: AsyncConnection) -> Record | None:
-            row = (
-                await conn.execute(
-                    select(records.c.value, records.c.updated_at, records.c.expires_at).where(
-                        records.c.key == key
-                    )
-                )
-            ).first()
+            row = (await conn.execute(self._read, {"record_key": key})).first()
             return None if row is None else Record(key, row[0], row[1], row[2])
 
         return await self._run(read, write=False)
@@ -105,20 +112,14 @@ class RecordRepository:
             while True:
                 # The INSERT takes the row (PostgreSQL) or the database write lock (SQLite)
                 # first, so the created-vs-replaced answer cannot race another writer.
-                inserted = await conn.execute(
-                    self._insert(records).values(**values).on_conflict_do_nothing()
-                )
+                inserted = await conn.execute(self._insert_new, values)
                 if inserted.rowcount == 1:
                     created = True
                     break
-                previous = (
-                    await conn.execute(
-                        select(records.c.expires_at).where(records.c.key == key).with_for_update()
-                    )
-                ).first()
+                previous = (await conn.execute(self._lock_previous, {"record_key": key})).first()
                 if previous is None:  # deleted between the two statements: insert again
                     continue
-                await conn.execute(update(records).where(records.c.key == key).values(**values))
+                await conn.execute(self._replace, {"record_key": key, **values})
                 created = previous[0] is not None and previous[0] <= now
                 break
             return record, created, await _add_to_outbox(conn, key, now)
@@ -131,11 +132,7 @@ class RecordRepository:
 
         async def write(conn: AsyncConnection) -> tuple[bool, int | None]:
             now = time.time()
-            row = (
-                await conn.execute(
-                    delete(records).where(records.c.key == key).returning(records.c.expires_at)
-                )
-            ).first()
+            row = (await conn.execute(self._delete, {"record_key": key})).first()
             if row is None:
                 return False, None
             outbox_id = await _add_to_outbox(conn, key, now)
@@ -163,9 +160,10 @@ class RecordRepository:
         await self._run(write, write=True)
 
 
+_ADD_TO_OUTBOX = cache_outbox.insert().returning(cache_outbox.c.id)
+
+
 async def _add_to_outbox(conn: AsyncConnection, key: str, now: float) -> int:
     """The invalidation row, in the caller's transaction; returns its id."""
-    result = await conn.execute(
-        cache_outbox.insert().values(key=key, created_at=now).returning(cache_outbox.c.id)
-    )
+    result = await conn.execute(_ADD_TO_OUTBOX, {"key": key, "created_at": now})
     return result.scalar_one()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import PostgresServer, RedisServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HOT_KEY = "bench:hot"
@@ -94,6 +94,19 @@ def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return rps, p50, p99, errors, int(non_2xx.group(1)) if non_2xx else 0
+
+
+@contextlib.contextmanager
+def database_url(kind: str, workdir: Path) -> Iterator[str]:
+    """SQLite (the embedded default) or a PostgreSQL 15 of our own (the cluster's)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir}/app.db"
+        return
+    server = PostgresServer().init().start()
+    try:
+        yield server.create_database("bench")
+    finally:
+        server.close()
 
 
 @contextlib.contextmanager
@@ -204,6 +217,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per scenario")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the API's database: the embedded default or the cluster's (needs root)",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -217,14 +236,14 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="api-bench-"))
     results: dict[tuple[str, str], Result] = {}
     try:
-        with redis_server(workdir) as redis_env:
+        with redis_server(workdir) as redis_env, database_url(args.database, workdir) as db_url:
             api_env = {
                 **redis_env,
                 "HOST": "127.0.0.1",
                 "APP_ENV": "production",
                 "LOG_FORMAT": "json",
                 "LOG_LEVEL": "INFO",
-                "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/app.db",
+                "DATABASE_URL": db_url,
             }
             with (
                 server("app", api_env, workdir / "api.log", server_cpus) as (api_port, api_pid),
@@ -304,7 +323,7 @@ def print_table(results: dict[tuple[str, str], Result], args: argparse.Namespace
     print(
         f"wrk -t{args.threads} -c{args.connections}, {args.rounds} alternating rounds of "
         f"{args.duration}s per server and scenario, on loopback; "
-        "one Hypercorn worker (uvloop) per server"
+        f"one Hypercorn worker (uvloop) per server; the API's database: {args.database}"
     )
     print(f"servers on CPU {args.server_cpus}, wrk and redis-server on CPU {args.load_cpus}")
     header = (
