@@ -93,7 +93,7 @@ class DetailedHealthOut(HealthOut):
     memory: dict[str, Any]
     gc: dict[str, Any] = Field(
         description="garbage collector: objects frozen at start-up (app/__main__.py), "
-        "collections and uncollectable objects per generation"
+        "thresholds, collections and uncollectable objects per generation"
     )
     tasks: int
     python_version: str

@@ -1,6 +1,6 @@
 """Load the API with wrk on loopback and compare it with a bare Quart + Redis baseline.
 
-    python -m bench.api_bench [--duration 5] [--rounds 2] [--connections 32] [--threads 1]
+    python -m bench.api_bench [--duration 4] [--rounds 4] [--connections 32] [--threads 1]
 
 Starts its own redis-server, the full API (``python -m app``: JSON logs to a file,
 metrics, validation, SQLite) and ``bench.baseline_app`` (one Redis GET per request, same
@@ -57,14 +57,14 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("GET cached key", f"/api/v1/data/{HOT_KEY}", f"/get/{HOT_KEY}"),
+    Scenario("GET cached key", f"/api/v1/data/{HOT_KEY}", f"/api/v1/data/{HOT_KEY}"),
     Scenario(
         "GET missing key",
         "/api/v1/data/bench:absent",
-        "/get/bench:absent",
+        "/api/v1/data/bench:absent",
         note="404 path: cache miss + fill lease + DB read every time (nothing to cache)",
     ),
-    Scenario("POST new key", "/api/v1/data", "/set/", post=True),
+    Scenario("POST new key", "/api/v1/data", "/api/v1/data/", post=True),
 ]
 
 
@@ -212,9 +212,9 @@ def run_wrk(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--duration", type=int, default=5, help="seconds per round (per server and scenario)"
+        "--duration", type=int, default=4, help="seconds per round (per server and scenario)"
     )
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per scenario")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per scenario")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(

@@ -1,8 +1,8 @@
 """The baseline the API is measured against: a bare Quart app doing one Redis GET per request.
 
-Same server settings as ``python -m app`` (Hypercorn, uvloop, one worker), no metrics, no
-logging, no validation: what remains is the floor cost of Quart + Hypercorn + one Redis
-round trip on this machine.
+Same server settings as ``python -m app`` (Hypercorn, uvloop, one worker) and the same URL
+template (so routing costs the same), no metrics, no logging, no validation: what remains
+is the floor cost of Quart + Hypercorn + one Redis round trip on this machine.
 
     python -m bench.baseline_app   # HOST, PORT, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD
 """
@@ -41,7 +41,7 @@ async def disconnect() -> None:
         await client.aclose()
 
 
-@app.get("/get/<key>")
+@app.get("/api/v1/data/<key>")
 async def get(key: str):
     assert client is not None
     value = await client.get(key)
@@ -50,7 +50,7 @@ async def get(key: str):
     return {"key": key, "value": value}
 
 
-@app.post("/set/<key>")
+@app.post("/api/v1/data/<key>")
 async def set_(key: str):
     assert client is not None
     await client.set(key, "x" * 64)

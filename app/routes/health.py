@@ -110,7 +110,11 @@ async def detailed() -> Response:
         database=database,
         redis=cache,
         memory={"rss_bytes": memory.rss, "vms_bytes": memory.vms},
-        gc={"frozen_objects": gc.get_freeze_count(), "generations": gc.get_stats()},
+        gc={
+            "frozen_objects": gc.get_freeze_count(),
+            "thresholds": gc.get_threshold(),
+            "generations": gc.get_stats(),
+        },
         tasks=len(asyncio.all_tasks()),
         python_version=platform.python_version(),
         hostname=socket.gethostname(),

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.__main__ import GC_YOUNG_THRESHOLD
 from app.settings import ApiSettings, ConfigError, load_settings
 from tests.servers import free_port, wait_for_port
 
@@ -116,6 +117,7 @@ async def test_sigterm_drains_in_flight_requests(redis_env, tmp_path):
                 await asyncio.sleep(0.1)
             detailed = (await client.get("/health/detailed")).json()
             assert detailed["gc"]["frozen_objects"] > 10_000  # start-up objects frozen
+            assert detailed["gc"]["thresholds"][0] == GC_YOUNG_THRESHOLD
             config_body = (await client.get("/api/v1/config")).json()
             assert config_body["app_env"] == "from-env"  # env beats the file
             assert config_body["shutdown_grace_seconds"] == 15  # file beats the default
