@@ -45,7 +45,7 @@ def attach(
 
 
 def test_info_lines_wait_for_the_interval_then_arrive_in_one_write(logger):
-    stream, _ = attach(logger, flush_interval=0.3)
+    stream, _ = attach(logger, flush_interval=1.0)
     for n in range(100):
         logger.info("line %d", n)
     assert stream.getvalue() == ""
