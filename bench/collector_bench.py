@@ -70,6 +70,16 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -149,12 +159,7 @@ def run_collector(source: Path, work: Path, lines: int, total_bytes: int) -> dic
         elapsed = time.perf_counter() - started
         rss = peak_rss_mib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         for path in watch.iterdir():
             path.rename(source / path.name)
     return {"seconds": elapsed, "lines_per_s": lines / elapsed, "rss_mib": rss}
@@ -207,12 +212,7 @@ def run_rsyslog(source: Path, work: Path, lines: int) -> dict | None:
         elapsed = time.perf_counter() - started
         rss = peak_rss_mib(proc.pid) if proc.poll() is None else float("nan")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     if not done or seen < lines:
         err = proc.stderr.read().decode(errors="replace")[-500:] if proc.stderr else ""
         raise RuntimeError(f"rsyslog emitted {seen}/{lines} lines: {err}")

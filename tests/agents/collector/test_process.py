@@ -216,9 +216,9 @@ def test_metrics_and_healthz(tmp_path: Path, run_collector) -> None:
     assert collector.stop() == 0
 
 
-def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "SCAN_INTERVAL": "-1", "STATE_DIR": str(tmp_path)}
-    result = subprocess.run(
+def run_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the collector with only ``env`` and wait for it to exit on its own."""
+    return subprocess.run(
         [sys.executable, "-m", "agents.collector"],
         cwd=REPO,
         env=env,
@@ -226,6 +226,11 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
         text=True,
         timeout=30,
     )
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "SCAN_INTERVAL": "-1", "STATE_DIR": str(tmp_path)}
+    result = run_to_exit(env)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -241,14 +246,7 @@ def test_state_dir_in_use_exits_1(tmp_path: Path, run_collector) -> None:
         "LOG_PATHS": str(tmp_path / "*.log"),
         "METRICS_PORT": "0",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "agents.collector"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_to_exit(env)
     assert result.returncode == 1
     assert "locked by another running collector" in result.stderr
     assert "Traceback" not in result.stderr
